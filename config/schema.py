@@ -22,12 +22,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False, frozen=True)
 
 
+# Availability Zone ids where EKS cannot place a cluster's subnets (EKS user guide, "Network requirements", subnet
+# requirements; read 2026-12): zone names map to different ids in each account, so ids are what is excluded.
+EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
+ZONE_ID = re.compile(r"^[a-z]{2,4}[0-9]-az[0-9]+$")  # use1-az1, apne1-az4, euc1-az2
+
+
 class Network(_Model):
-    """VPC layout. NAT: one gateway per AZ survives an AZ outage; a single one saves ~$32/month each."""
+    """VPC layout. NAT: one gateway per AZ survives an AZ outage; a single one saves ~$32/month each.
+    Zones: the first `availabilityZones` of the region's standard zones that EKS supports, or exactly `zoneIds`."""
 
     cidr: str = "10.0.0.0/16"
     availability_zones: Annotated[int, Field(ge=2, le=6)] = 3
+    zone_ids: Annotated[list[Annotated[str, Field(pattern=ZONE_ID.pattern)]], Field(min_length=2, max_length=6)] | None = None
     nat_gateways: Literal["onePerAz", "single"] = "onePerAz"
+
+    @field_validator("zone_ids")
+    @classmethod
+    def _zone_ids(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if len(set(v)) != len(v):
+            raise ValueError("zone ids must be distinct")
+        bad = [z for z in v if z in EKS_UNSUPPORTED_ZONE_IDS]
+        if bad:
+            raise ValueError(f"EKS does not support subnets in {', '.join(bad)}; choose other zone ids")
+        return v
 
     @field_validator("cidr")
     @classmethod
@@ -47,6 +67,9 @@ class Cluster(_Model):
     ]
     admin_role_arns: list[Annotated[str, Field(pattern=r"^arn:aws[-a-z]*:iam::\d{12}:role/.+$")]] = []
     deletion_protection: bool = False
+    # Control-plane log group retention; CloudWatch accepts only these values (PutRetentionPolicy API reference).
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                                2557, 2922, 3288, 3653] = 30
 
     @field_validator("public_access_cidrs")
     @classmethod
