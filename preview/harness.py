@@ -139,6 +139,26 @@ def _kubeconfig(name: str) -> dict:
     }
 
 
+# What DescribeAvailabilityZones answers in an account that opted in to a Local Zone. Names map to ids differently
+# in each account; here us-east-1c is use1-az3, where EKS places no subnets, and the Local Zone sorts first.
+ZONES = [
+    {"name": "{region}-bos-1a", "id": "use1-bos1-az1", "optInStatus": "opted-in", "zoneType": "local-zone"},
+    *({"name": "{region}" + letter, "id": f"use1-az{n}", "optInStatus": "opt-in-not-required",
+       "zoneType": "availability-zone"} for letter, n in zip("abcdef", (2, 4, 3, 6, 1, 5))),
+]
+
+
+def availability_zones(region: str, query: dict[str, Any]) -> dict[str, Any]:
+    """getAvailabilityZones over ZONES, honouring its `filters` (opt-in-status, zone-type) and `excludeZoneIds`."""
+    fields = {"opt-in-status": "optInStatus", "zone-type": "zoneType", "zone-id": "id"}
+    zones = [{k: v.replace("{region}", region) for k, v in z.items()} for z in ZONES]
+    for f in query.get("filters") or []:
+        zones = [z for z in zones if z[fields[f["name"]]] in f["values"]]
+    zones = [z for z in zones if z["id"] not in (query.get("excludeZoneIds") or [])]
+    zones.sort(key=lambda z: z["name"])
+    return {"names": [z["name"] for z in zones], "zoneIds": [z["id"] for z in zones], "id": region}
+
+
 class Mocks(pulumi.runtime.Mocks):
     """Provider answers: ids and ARNs derived from names; remote components get their documented outputs."""
 
@@ -172,8 +192,7 @@ class Mocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs):
         token = args.token
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{s}" for s in "abcdef"]
-            return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)], "id": self.region}
+            return availability_zones(self.region, dict(args.args))
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/preview", "userId": "AIDPREVIEW", "id": ACCOUNT}
         if token == "aws:index/getPartition:getPartition":
