@@ -40,7 +40,8 @@ cluster = Cluster("cluster", ClusterArgs(
 ))
 karpenter = Karpenter("karpenter", KarpenterArgs(
     cluster_name=cluster_name, region=region, account_id=account_id, plans=plans, provider=cluster.provider,
-    system_nodes=cluster.system_nodes, pod_identity_agent=cluster.pod_identity_agent, tags=tags,
+    cluster=cluster.eks, system_nodes=cluster.system_nodes, pod_identity_agent=cluster.pod_identity_agent,
+    coredns=cluster.coredns, tags=tags,
 ))
 on_system_nodes = pulumi.ResourceOptions(depends_on=[cluster.system_nodes])
 nvidia = NvidiaDevicePlugin("nvidia-device-plugin", cluster.provider, on_system_nodes) if "nvidia" in vendors else None

@@ -52,6 +52,13 @@ class Cluster(pulumi.ComponentResource):
             )
             for i, arn in enumerate(cfg.admin_role_arns)
         }
+        # EKS writes control-plane logs to /aws/eks/<cluster>/cluster and creates that group itself, with no
+        # retention, if it does not exist; such a group outlives `pulumi destroy`. Owning it (created before the
+        # cluster) gives it a retention period and removes it with the stack.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs", name=f"/aws/eks/{cluster_name}/cluster",
+            retention_in_days=cfg.log_retention_days, tags=args.tags, opts=child,
+        )
         # pulumi_eks.Cluster is a remote component: we pass names we own and read only its documented outputs.
         self.eks = eks.Cluster(
             f"{name}-eks",
@@ -74,7 +81,7 @@ class Cluster(pulumi.ComponentResource):
             create_oidc_provider=False,  # controllers use EKS Pod Identity
             deletion_protection=cfg.deletion_protection,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
         self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
         self.cluster_security_group_id = self.eks.cluster_security_group_id
@@ -130,8 +137,11 @@ class Cluster(pulumi.ComponentResource):
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", tags=args.tags,
             opts=after_nodes,
         )
-        aws.eks.Addon(
-            f"{name}-coredns", cluster_name=cluster_name, addon_name="coredns",
+        # Controllers that clean up at destroy (Karpenter draining nodes and terminating instances, the EBS CSI
+        # controller deleting volumes) resolve AWS endpoints through CoreDNS: they depend on it, so it goes after
+        # them; `preserve` keeps its pods serving until the cluster itself is deleted.
+        self.coredns = aws.eks.Addon(
+            f"{name}-coredns", cluster_name=cluster_name, addon_name="coredns", preserve=True,
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", tags=args.tags,
             opts=after_nodes,
         )
@@ -146,7 +156,7 @@ class Cluster(pulumi.ComponentResource):
                 role_arn=ebs_role.arn, service_account="ebs-csi-controller-sa",
             )],
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_nodes, pod_identity, ebs_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_nodes, pod_identity, ebs_policy, self.coredns]),
         )
         self.pod_identity_agent = pod_identity
 

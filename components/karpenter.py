@@ -1,7 +1,7 @@
 """Karpenter v1: node role and access entry, interruption queue, controller IAM via Pod Identity, the CRD and
 controller Helm releases, and the EC2NodeClasses and NodePools derived from the sizing plans.
 
-Destroy order is a dependency chain: system node group <- karpenter-crd release <- karpenter release <-
+Destroy order is a dependency chain: system node group <- CoreDNS <- karpenter-crd release <- karpenter release <-
 EC2NodeClasses <- NodePools <- model servers. `pulumi destroy` walks it backwards, so model pods go first, then the
 NodePools (Karpenter drains and terminates their nodes while its controller still runs on the system nodes), then
 the node classes (their finalizer cleans up instance profiles), and only then the controller and its CRDs.
@@ -53,8 +53,10 @@ class KarpenterArgs:
     account_id: str
     plans: list[ModelPlan]
     provider: k8s.Provider
+    cluster: pulumi.Resource  # the EKS cluster: what names it by a plain string must still wait for it
     system_nodes: pulumi.Resource
     pod_identity_agent: pulumi.Resource
+    coredns: pulumi.Resource  # Karpenter resolves AWS endpoints while it drains and terminates nodes at destroy
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -74,8 +76,10 @@ class Karpenter(pulumi.ComponentResource):
         for i, arn in enumerate(IAM_DATA["node_role_managed_policies"]):
             aws.iam.RolePolicyAttachment(f"{name}-node-{i}", role=self.node_role.name,
                                          policy_arn=arn.replace("{partition}", partition), opts=child)
+        # The cluster is named by a plain string, so the dependency is explicit: EKS takes ~10 minutes to create it.
         access = aws.eks.AccessEntry(f"{name}-node", cluster_name=cluster, principal_arn=self.node_role.arn,
-                                     type="EC2_LINUX", tags=tags, opts=child)
+                                     type="EC2_LINUX", tags=tags,
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=[args.cluster]))
 
         # Interruption handling: spot warnings, rebalance, health and state-change events into an encrypted queue.
         queue = aws.sqs.Queue(f"{name}-interruption", name=cluster, tags=tags, opts=child, **IAM_DATA["queue"])
@@ -109,17 +113,20 @@ class Karpenter(pulumi.ComponentResource):
         association = aws.eks.PodIdentityAssociation(
             f"{name}-controller", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
             role_arn=controller_role.arn, tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, args.pod_identity_agent]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, args.cluster, args.pod_identity_agent]),
         )
 
         k8s_opts = dict(parent=self, provider=args.provider)
         self.crd_release = helm.release(
             f"{name}-crd", "karpenter-crd", versions.KARPENTER_CRD, NAMESPACE,
-            pulumi.ResourceOptions(**k8s_opts, depends_on=[args.system_nodes]),
+            pulumi.ResourceOptions(**k8s_opts, depends_on=[args.system_nodes, args.coredns]),
+            timeout_seconds=helm.SYSTEM_NODES_SECONDS,
         )
         self.release = helm.release(
             f"{name}-controller", "karpenter", versions.KARPENTER, NAMESPACE,
-            pulumi.ResourceOptions(**k8s_opts, depends_on=[self.crd_release, association, access, args.system_nodes]),
+            pulumi.ResourceOptions(**k8s_opts, depends_on=[self.crd_release, association, access, args.system_nodes,
+                                                           args.coredns]),
+            timeout_seconds=helm.SYSTEM_NODES_SECONDS,
             values=karpenter_values(cluster, queue.name),
             skip_crds=True,  # the karpenter-crd release owns (and upgrades) the CRDs
         )
@@ -131,7 +138,7 @@ class Karpenter(pulumi.ComponentResource):
                 metadata={"name": kind},
                 spec=self.node_role.name.apply(lambda role: node_pools.node_class_spec(
                     cluster_name=cluster, node_role=role, disk_gib=disk_gib, tags=tags)),
-                opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[self.release]),
+                opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[self.release, args.coredns]),
             )
 
         self.node_classes: dict[str, k8s.apiextensions.CustomResource] = {CPU_POOL: node_class(CPU_POOL, node_pools.CPU_DISK_GIB)}

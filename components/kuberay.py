@@ -17,6 +17,6 @@ class KubeRayOperator(pulumi.ComponentResource):
         self.release = helm.release(
             f"{name}-release", "kuberay-operator", versions.KUBERAY_OPERATOR, NAMESPACE,
             pulumi.ResourceOptions(parent=self, provider=provider), values={"nodeSelector": SYSTEM_LABEL},
-            create_namespace=True,
+            create_namespace=True, timeout_seconds=helm.SYSTEM_NODES_SECONDS,
         )
         self.register_outputs({})

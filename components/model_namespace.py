@@ -25,3 +25,10 @@ def namespace_with_token(name: str, namespace: str, hf_token: pulumi.Input[str],
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[ns])),
     )
     return ns, secret
+
+
+def disruption_budget(selector: dict[str, str]) -> dict:
+    """Voluntary evictions (kubectl drain, Karpenter's expiry and consolidation) take one model pod at a time.
+    `maxUnavailable: 1`, not `minAvailable: <replicas>`: with one replica the latter forbids every eviction, so a drain
+    never ends and node expiry turns into a forced kill when the NodePool's terminationGracePeriod runs out."""
+    return {"maxUnavailable": 1, "selector": {"matchLabels": selector}}

@@ -17,7 +17,7 @@ from config.planning import ModelPlan
 from sizing.planner import k8s_allowances
 
 from . import versions
-from .model_namespace import namespace_with_token, token_env
+from .model_namespace import disruption_budget, namespace_with_token, token_env
 from .scheduling import MODEL_LABEL, accelerator_pool, pod_placement
 
 PORT = 8000
@@ -125,7 +125,7 @@ class ModelServer(pulumi.ComponentResource):
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata={"name": model.name, "namespace": ns_name, "labels": labels(model)},
-            spec={"minAvailable": max(1, model.spec.replicas.min), "selector": {"matchLabels": labels(model)}},
+            spec=disruption_budget(labels(model)),
             opts=in_ns,
         )
         self.endpoint = pulumi.Output.from_input(f"http://{model.name}.{ns_name}.svc.cluster.local:{PORT}/v1")

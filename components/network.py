@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from config.schema import EKS_UNSUPPORTED_ZONE_IDS
 from config.schema import Network as NetworkConfig
 
 
@@ -19,6 +20,26 @@ def subnet_plan(cidr: str, zones: int) -> tuple[list[str], list[str]]:
     private = [str(n) for n in eighths[:zones]]
     public = [str(n) for n in list(eighths[-1].subnets(prefixlen_diff=3))[:zones]]
     return private, public
+
+
+def choose_zones(region: str, cfg: NetworkConfig, zones: aws.GetAvailabilityZonesResult) -> list[str]:
+    """Zone names for the subnets: the ones `zoneIds` names, in that order, or the first `availabilityZones` of
+    what the region offers (the query already left out opt-in zones and those EKS does not support)."""
+    by_id = dict(zip(zones.zone_ids, zones.names))
+    if cfg.zone_ids:
+        missing = [z for z in cfg.zone_ids if z not in by_id]
+        if missing:
+            raise pulumi.RunError(
+                f"llm-eks:network.zoneIds: {', '.join(missing)} not offered in {region} for EKS "
+                f"(available: {', '.join(sorted(by_id))})"
+            )
+        return [by_id[z] for z in cfg.zone_ids]
+    if len(zones.names) < cfg.availability_zones:
+        raise pulumi.RunError(
+            f"llm-eks:network.availabilityZones: {region} offers {len(zones.names)} zones EKS supports "
+            f"({', '.join(zones.names)}), {cfg.availability_zones} asked"
+        )
+    return list(zones.names[: cfg.availability_zones])
 
 
 @dataclass
@@ -42,12 +63,14 @@ class Network(pulumi.ComponentResource):
         cfg, cluster = args.config, args.cluster_name
         tags = {**args.tags, f"kubernetes.io/cluster/{cluster}": "shared"}
 
-        zones = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(parent=self))
-        if len(zones.names) < cfg.availability_zones:
-            raise pulumi.RunError(
-                f"llm-eks:network.availabilityZones: {args.region} offers {len(zones.names)} zones, {cfg.availability_zones} asked"
-            )
-        azs = zones.names[: cfg.availability_zones]
+        azs = choose_zones(args.region, cfg, aws.get_availability_zones(
+            state="available",
+            # Standard zones only: Local and Wavelength Zones are opt-in and lack EKS and most GPU instances.
+            filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"]),
+                     aws.GetAvailabilityZonesFilterArgs(name="zone-type", values=["availability-zone"])],
+            exclude_zone_ids=list(EKS_UNSUPPORTED_ZONE_IDS),
+            opts=pulumi.InvokeOptions(parent=self),
+        ))
         private_cidrs, public_cidrs = subnet_plan(cfg.cidr, len(azs))
 
         vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=cfg.cidr, enable_dns_hostnames=True, enable_dns_support=True,

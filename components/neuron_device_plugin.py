@@ -31,5 +31,6 @@ class NeuronDevicePlugin(pulumi.ComponentResource):
         self.release = helm.release(
             f"{name}-release", "neuron-helm-chart", versions.NEURON, NAMESPACE,
             pulumi.ResourceOptions(parent=self, provider=provider), values=neuron_values(),
+            timeout_seconds=helm.SYSTEM_NODES_SECONDS,
         )
         self.register_outputs({})

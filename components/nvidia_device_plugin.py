@@ -34,5 +34,6 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
         self.release = helm.release(
             f"{name}-release", "nvidia-device-plugin", versions.NVIDIA_DEVICE_PLUGIN, NAMESPACE,
             pulumi.ResourceOptions(parent=self, provider=provider), values=plugin_values(),
+            timeout_seconds=helm.SYSTEM_NODES_SECONDS,  # a DaemonSet: ready with no GPU node yet
         )
         self.register_outputs({})

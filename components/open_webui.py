@@ -38,6 +38,7 @@ class OpenWebUI(pulumi.ComponentResource):
             f"{name}-release", "open-webui", versions.OPEN_WEBUI, NAMESPACE,
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on),
             values=pulumi.Output.from_input(endpoints).apply(open_webui_values), create_namespace=True,
+            timeout_seconds=helm.NEW_NODE_SECONDS,  # a CPU node from Karpenter, a gp3 volume, a large image
         )
         self.url = f"http://open-webui.{NAMESPACE}.svc.cluster.local"
         self.register_outputs({})

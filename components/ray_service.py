@@ -8,6 +8,7 @@ that names the environment variables the app reads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -22,11 +23,13 @@ from config.planning import ModelPlan
 from serving.settings import EngineSettings, to_env
 
 from . import versions
-from .model_namespace import namespace_with_token, token_env
+from .model_namespace import disruption_budget, namespace_with_token, token_env
 from .scheduling import MODEL_LABEL, accelerator_pool, cpu_placement, pod_placement
 
 SERVING = Path(__file__).resolve().parents[1] / "serving"
-APP_FILES = ("__init__.py", "settings.py", "openai_api.py", "vllm_engine.py", "ray_app.py")
+APP_SUFFIXES = (".py", ".jinja")  # the serve app's modules and the chat templates it ships
+APP_HASH_ANNOTATION = "llm-eks/serve-app-sha256"
+DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
 APP_ROOT = "/opt/llm-eks"  # the ConfigMap is mounted at APP_ROOT/serving, so `serving.ray_app` imports
 CONFIG_MAP = "serve-app"
 WORKER_GROUP = "neuron"
@@ -55,7 +58,21 @@ def compiled_artifacts_dir(model: ModelPlan) -> str:
 
 
 def app_files() -> dict[str, str]:
-    return {name: (SERVING / name).read_text(encoding="utf-8") for name in APP_FILES}
+    """Every module and template of serving/, as the ConfigMap's data (sorted: the same input, the same hash)."""
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(SERVING.iterdir()) if p.suffix in APP_SUFFIXES}
+
+
+def app_hash(files: dict[str, str]) -> str:
+    """KubeRay does not watch the ConfigMap: a change to the serve code reaches the pods only through their
+    templates, where this hash sits, so the RayService rolls out a new cluster (upgradeStrategy NewCluster)."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def worker_command() -> str:
+    """KubeRay 1.7 runs `<this> && ulimit ...; ray start ...` (common/pod.go BuildPod): after `&&` and `;`, a failed
+    install would still reach `ray start` with the image's own Ray, so the failure exits the container instead."""
+    return (f"pip install --no-cache-dir 'ray[serve]=={versions.RAY_VERSION}' "
+            f"|| {{ echo 'llm-eks: installing Ray {versions.RAY_VERSION} failed' >&2; exit 1; }}")
 
 
 def serve_config(model: ModelPlan) -> str:
@@ -93,12 +110,15 @@ def _app_volume() -> tuple[dict, dict]:
             {"name": "serve-app", "mountPath": f"{APP_ROOT}/serving", "readOnly": True})
 
 
-def head_group(model: ModelPlan) -> dict[str, Any]:
+def head_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
     volume, mount = _app_volume()
     return {
         "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
         "template": {
-            "metadata": {"labels": {MODEL_LABEL: model.name}},
+            # The head holds the Serve controller and the cluster's state: the CPU pool consolidates underused nodes,
+            # and moving the head would restart every replica.
+            "metadata": {"labels": {MODEL_LABEL: model.name},
+                         "annotations": {**DO_NOT_DISRUPT, APP_HASH_ANNOTATION: code_hash}},
             "spec": {
                 **cpu_placement(),
                 "containers": [{
@@ -116,7 +136,7 @@ def head_group(model: ModelPlan) -> dict[str, Any]:
     }
 
 
-def worker_group(model: ModelPlan) -> dict[str, Any]:
+def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
     plan, replicas, res = model.plan, model.spec.replicas, model.plan.resources
     settings = engine_settings(model)
     volume, mount = _app_volume()
@@ -140,14 +160,15 @@ def worker_group(model: ModelPlan) -> dict[str, Any]:
         # form KubeRay writes itself. (The seeds' '"{\\"neuron_cores\\": 2}"' no longer parses.)
         "rayStartParams": {"resources": "'" + json.dumps({"neuron_cores": plan.tensor_parallel_size}) + "'"},
         "template": {
-            "metadata": {"labels": {MODEL_LABEL: model.name}, "annotations": {"karpenter.sh/do-not-disrupt": "true"}},
+            "metadata": {"labels": {MODEL_LABEL: model.name},
+                         "annotations": {**DO_NOT_DISRUPT, APP_HASH_ANNOTATION: code_hash}},
             "spec": {
                 **pod_placement(plan.vendor, accelerator_pool(model.name)),
                 "containers": [{
                     "name": "ray-worker",
                     "image": versions.NEURON_VLLM_IMAGE,
                     # KubeRay runs these before its own `ray start`: Ray on the workers must be the head's version.
-                    "args": [f"pip install --no-cache-dir 'ray[serve]=={versions.RAY_VERSION}'"],
+                    "args": [worker_command()],
                     "resources": {"requests": res.requests(), "limits": res.limits()},
                     "env": env,
                     "volumeMounts": [mount, {"name": "dshm", "mountPath": "/dev/shm"}, {"name": "data", "mountPath": "/data"}],
@@ -164,13 +185,13 @@ def worker_group(model: ModelPlan) -> dict[str, Any]:
     }
 
 
-def ray_service_spec(model: ModelPlan) -> dict[str, Any]:
+def ray_service_spec(model: ModelPlan, code_hash: str) -> dict[str, Any]:
     autoscale = model.spec.replicas.max > model.spec.replicas.min
     cluster: dict[str, Any] = {
         "rayVersion": versions.RAY_VERSION,
         "enableInTreeAutoscaling": autoscale,
-        "headGroupSpec": head_group(model),
-        "workerGroupSpecs": [worker_group(model)],
+        "headGroupSpec": head_group(model, code_hash),
+        "workerGroupSpecs": [worker_group(model, code_hash)],
     }
     if autoscale:
         cluster["autoscalerOptions"] = {"upscalingMode": "Default", "idleTimeoutSeconds": 600}
@@ -205,21 +226,21 @@ class LLMRayService(pulumi.ComponentResource):
         k8s_opts = dict(parent=self, provider=args.provider)
         namespace, secret = namespace_with_token(name, ns, args.hf_token, pulumi.ResourceOptions(**k8s_opts))
         in_ns = pulumi.ResourceOptions(**k8s_opts, depends_on=[namespace])
+        files = app_files()
         code = k8s.core.v1.ConfigMap(
             f"{name}-serve-app", metadata={"name": CONFIG_MAP, "namespace": ns, "labels": {MODEL_LABEL: model.name}},
-            data=app_files(), opts=in_ns,
+            data=files, opts=in_ns,
         )
         k8s.apiextensions.CustomResource(
             f"{name}-rayservice", api_version="ray.io/v1", kind="RayService",
             metadata={"name": model.name, "namespace": ns, "labels": {MODEL_LABEL: model.name},
                       "annotations": {"ray.io/initializing-timeout": INITIALIZING_TIMEOUT}},
-            spec=ray_service_spec(model),
+            spec=ray_service_spec(model, app_hash(files)),
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[code, secret, args.operator, args.node_pool, args.device_plugin]),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata={"name": f"{model.name}-workers", "namespace": ns},
-            spec={"minAvailable": max(1, model.spec.replicas.min),
-                  "selector": {"matchLabels": {"ray.io/group": WORKER_GROUP, MODEL_LABEL: model.name}}},
+            spec=disruption_budget({"ray.io/group": WORKER_GROUP, MODEL_LABEL: model.name}),
             opts=in_ns,
         )
         self.endpoint = pulumi.Output.from_input(serve_endpoint(model))
