@@ -6,19 +6,23 @@ read from the stack file), so a stack file is judged the same way everywhere.
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
+from .names import stack_name_problem
 from .schema import PROJECT, StackConfig
 
 ENVIRONMENTS = Path(__file__).with_name("environments.yaml")
 TOKEN_KEY = f"{PROJECT}:hfToken"
-KNOWN_KEYS = {f"{PROJECT}:{to_camel(name)}" for name in StackConfig.model_fields}
+KNOWN_KEYS = {f"{PROJECT}:{to_camel(name)}" for name in StackConfig.model_fields} | {TOKEN_KEY}
+PRICED_REGION = "us-east-1"  # the region of the prices in sizing/data (instances, EKS, NAT, gp3)
+MAX_PROBLEMS = 5  # shown on the one line; the rest are counted
 
 
 class ConfigError(ValueError):
@@ -54,10 +58,37 @@ def _path(loc: tuple) -> str:
     return out
 
 
+def _known_at(loc: tuple) -> list[str]:
+    """The stack-file key names allowed beside the unknown key at `loc` (for a did-you-mean hint)."""
+    model: Any = StackConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if to_camel(n) == part), None)
+        if field is None:
+            return []
+        annotation = field.annotation
+        # list[Model], Model | None, Annotated[...]: find the pydantic model inside
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        candidates += [a for c in list(candidates) for a in getattr(c, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return [to_camel(n) for n in model.model_fields]
+
+
+def _unknown(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(to_camel(key.replace("-", "_")), known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"known keys here: {', '.join(sorted(known))}"
+    if ("_" in key or "-" in key) and key not in known:
+        hint += " Keys are camelCase."
+    return f"unknown key ({hint})"
+
+
 def _describe(err: dict) -> str:
     msg, kind = err["msg"], err["type"]
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; keys are camelCase)"
+        return _unknown(str(err["loc"][-1]), _known_at(err["loc"]))
     if kind == "missing":
         return "is required"
     value = err.get("input")
@@ -66,46 +97,81 @@ def _describe(err: dict) -> str:
     return f"{msg} (got {value!r})"
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    errors = exc.errors()
-    first = errors[0]
-    # Errors raised by a model validator carry the path of the model itself.
-    line = f"{_path(first['loc'])}: {_describe(first)}".replace("Value error, ", "")
-    if len(errors) > 1:
-        line += f" (and {len(errors) - 1} more)"
+def _line(problems: list[str]) -> str:
+    """One line: unknown keys first (a typo often explains the other errors), then the rest, counted past a few."""
+    problems = sorted(dict.fromkeys(problems), key=lambda p: "unknown key" not in p)
+    line = "; ".join(problems[:MAX_PROBLEMS])
+    if len(problems) > MAX_PROBLEMS:
+        line += f" (and {len(problems) - MAX_PROBLEMS} more)"
     return line
 
 
-def load_stack_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()) -> StackConfig:
-    """Validate every `llm-eks:` key of `raw` (a flat map of stack config keys to values)."""
+def validation_problems(exc: ValidationError) -> list[str]:
+    # Errors raised by a model validator carry the path of the model itself.
+    return [f"{_path(e['loc'])}: {_describe(e)}".replace("Value error, ", "") for e in exc.errors()]
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    return _line(validation_problems(exc))
+
+
+def region_warning(raw: Mapping[str, Any]) -> str | None:
+    """A one-line warning when the stack's region is not the one the cost figures are priced in."""
+    region = raw.get("aws:region") or PRICED_REGION
+    if region == PRICED_REGION:
+        return None
+    return (f"aws:region: {region}: prices and hourly costs are {PRICED_REGION} on-demand figures (sizing/data); "
+            f"{region} prices differ, and instance types may be missing there")
+
+
+def load_stack_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset(),
+                      stack: str | None = None) -> StackConfig:
+    """Validate every `llm-eks:` key of `raw` (a flat map of stack config keys to values) and, when given, the
+    stack name (it names the EKS cluster, the SQS queue and IAM roles). Every problem found is on one line."""
+    problems: list[str] = []
+    if stack is not None:
+        wrong = stack_name_problem(stack)
+        if wrong:
+            problems.append(f"stack name '{stack}': {wrong}")
     ours = {k: _parse(v) for k, v in raw.items() if k.startswith(f"{PROJECT}:")}
+    known = sorted(k.split(":", 1)[1] for k in KNOWN_KEYS)
     for key in sorted(ours):
         if key not in KNOWN_KEYS:
-            known = ", ".join(sorted(KNOWN_KEYS))
-            raise ConfigError(f"{key}: unknown key; known keys: {known}")
+            problems.append(f"{key}: {_unknown(key.split(':', 1)[1], known)}")
     if TOKEN_KEY not in ours:
-        raise ConfigError(
+        problems.append(
             f"{TOKEN_KEY}: is required; set it with `pulumi config set --secret hfToken <token>` "
             "(a Hugging Face read token: https://huggingface.co/settings/tokens)"
         )
-    if TOKEN_KEY not in secret_keys:
-        raise ConfigError(f"{TOKEN_KEY}: must be a secret, not plain text; set it with `pulumi config set --secret hfToken <token>`")
-    data = {k.split(":", 1)[1]: v for k, v in ours.items()}
+    elif TOKEN_KEY not in secret_keys:
+        problems.append(f"{TOKEN_KEY}: must be a secret, not plain text; "
+                        "set it with `pulumi config set --secret hfToken <token>`")
+    data = {k.split(":", 1)[1]: v for k, v in ours.items() if k in KNOWN_KEYS and k != TOKEN_KEY}
     environments = yaml.safe_load(ENVIRONMENTS.read_text(encoding="utf-8"))
     env = data.get("environment", "dev")
-    if env not in environments:
-        raise ConfigError(f"{PROJECT}:environment: must be one of {', '.join(environments)} (got {env!r})")
-    data = _merge(environments[env], data)
-    try:
-        return StackConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+    config = None
+    if not isinstance(env, str) or env not in environments:
+        problems.append(f"{PROJECT}:environment: must be one of {', '.join(environments)} (got {env!r})")
+    else:
+        try:
+            config = StackConfig.model_validate(_merge(environments[env], data))
+        except ValidationError as exc:
+            problems.extend(validation_problems(exc))
+    if problems or config is None:
+        raise ConfigError(_line(problems))
+    return config
 
 
 def load_from_pulumi() -> StackConfig:
-    """The running stack's config, as the Pulumi language host (or the mock harness) set it."""
+    """The running stack's config, as the Pulumi language host (or the mock harness) set it; warns (pulumi.log)
+    when the region is not the priced one."""
+    import pulumi
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secrets = {k for k in raw if runtime_config.is_config_secret(k)} | set(runtime_config.get_config_secret_keys_env())
-    return load_stack_config(raw, secrets)
+    config = load_stack_config(raw, secrets, stack=pulumi.get_stack())
+    warning = region_warning(raw)
+    if warning:
+        pulumi.log.warn(warning)
+    return config

@@ -9,13 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sizing import catalog
+from sizing import errors as sizing_errors
 from sizing.architecture import Architecture, from_config
 from sizing.errors import SizingError
 from sizing.memory import check_context
 from sizing.planner import DeploymentPlan, Workload, plan
 
 from .loader import ConfigError
+from .names import SERVER_FLAGS
 from .schema import PROJECT, Model, StackConfig
+
+MODEL_KEYS = {field.alias or name for name, field in Model.model_fields.items()}
+TOP_LEVEL_KEYS = {"spread_zones": "environment"}  # sizing settings that come from a stack-wide key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,6 +52,112 @@ def _key(i: int, field: str | None = None) -> str:
     return f"{PROJECT}:models[{i}]" + (f".{field}" if field else "")
 
 
+# --- extraEngineArgs: flags the plan or the server already set ---------------------------------------------------
+# The stack key that sets each flag the planner writes (None: the plan derives it, no key sets it directly).
+PLAN_FLAG_KEYS: dict[str, str | None] = {
+    "max-model-len": "maxModelLen",
+    "tensor-parallel-size": "tensorParallelSize",
+    "max-num-seqs": None,
+    "gpu-memory-utilization": "gpuMemoryUtilization",
+    "dtype": "dtype",
+    "kv-cache-dtype": "kvCacheDtype",
+    "quantization": "quantization",
+    "block-size": None,
+    "enable-prefix-caching": None,
+}
+# Where the plan takes the flags no key sets directly.
+PLAN_FLAG_HINTS = {
+    "max-num-seqs": "the batch that fits the KV cache, from concurrency; set concurrency instead",
+    "block-size": "one block of maxModelLen per sequence on Neuron; remove it",
+    "enable-prefix-caching": "off on Neuron, whose KV cache is contiguous; remove it",
+}
+# vLLM's short spellings of those flags (vllm/engine/arg_utils.py: -tp, -q, ...).
+FLAG_ALIASES = {"tp": "tensor-parallel-size", "q": "quantization"}
+
+
+def flag_name(arg: str) -> str | None:
+    """The long name of the flag in one argv item, as vLLM's parser resolves it, or None for a value.
+
+    '--tensor_parallel_size=4' -> 'tensor-parallel-size' (vLLM accepts underscores), '-tp' -> 'tensor-parallel-size',
+    '--no-enable-prefix-caching' -> 'enable-prefix-caching' (the negative form of a boolean flag).
+    """
+    if not arg.startswith("-") or arg == "-" or arg[1:2].isdigit() or arg[1:2] == ".":
+        return None  # a value (including negative numbers)
+    name = arg.lstrip("-").split("=", 1)[0].replace("_", "-")
+    name = name.split(".", 1)[0]  # --compilation-config.level=3 sets part of --compilation-config
+    if not arg.startswith("--"):
+        return FLAG_ALIASES.get(name, name)
+    if name.startswith("no-"):
+        name = name[3:]
+    return name
+
+
+def _plan_flags(engine_args: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Flag name -> the value the plan gives it ('' for a switch)."""
+    out: dict[str, str] = {}
+    args = list(engine_args)
+    for n, arg in enumerate(args):
+        name = flag_name(arg)
+        if name is None:
+            continue
+        if "=" in arg:
+            out[name] = arg.split("=", 1)[1]
+        elif n + 1 < len(args) and flag_name(args[n + 1]) is None:
+            out[name] = args[n + 1]
+        else:
+            out[name] = arg
+    return out
+
+
+def check_extra_engine_args(model: Model, i: int, engine_args: tuple[str, ...] | list[str], server: str) -> None:
+    """One line naming `extraEngineArgs` when it repeats a flag the plan or the server sets (the last one would
+    win in vLLM, silently undoing the sizing), or when the server kind cannot take it."""
+    extra = list(model.extra_engine_args)
+    if not extra:
+        return
+    where = _key(i, "extraEngineArgs")
+    if server != "vllm":
+        raise ConfigError(f"{where}: not deployed with Ray Serve on Neuron (its engine is built from the plan); "
+                          "remove it, or use the stack keys (maxModelLen, tensorParallelSize, dtype, ...)")
+    for arg in extra:
+        if arg.startswith("-") and (" " in arg.split("=", 1)[0]):
+            raise ConfigError(f"{where}: {arg!r} holds a space; give a flag and its value as two items "
+                              "(['--flag', 'value']) or as one ('--flag=value')")
+    planned = _plan_flags(engine_args)
+    for arg in extra:
+        name = flag_name(arg)
+        if name is None:
+            continue
+        if name == "model":
+            raise ConfigError(f"{where}: --model is set by the model server (model: {model.model}); set model instead")
+        if name in SERVER_FLAGS:
+            raise ConfigError(f"{where}: --{name} is set by the model server ({SERVER_FLAGS[name]}); remove it")
+        if name in planned:
+            key = PLAN_FLAG_KEYS.get(name)
+            value = planned[name]
+            if key:
+                raise ConfigError(f"{where}: --{name} is set by the plan ({key}: {value}); set {key} instead")
+            hint = PLAN_FLAG_HINTS.get(name, "derived from the model's other keys; remove it")
+            raise ConfigError(f"{where}: --{name} is set by the plan ({value}: {hint})")
+
+
+# --- sizing errors to stack keys --------------------------------------------------------------------------------
+
+
+def _blamed_key(exc: SizingError, model: Model, i: int) -> str:
+    """The stack key a sizing error is about: the error's own key when sizing names one, else the pinned instance
+    type, else the model."""
+    key_id = getattr(exc, "key", None)
+    names = getattr(sizing_errors, "STACK_NAMES", {})
+    if key_id:
+        name = names.get(key_id, key_id)
+        if key_id in TOP_LEVEL_KEYS:
+            return f"{PROJECT}:{TOP_LEVEL_KEYS[key_id]}"
+        if name.split(".", 1)[0] in MODEL_KEYS:
+            return _key(i, name)
+    return _key(i, "instanceType" if model.instance_type else None)
+
+
 def architecture(model: Model, i: int) -> Architecture:
     try:
         if model.config:
@@ -72,10 +183,11 @@ def plan_model(model: Model, i: int) -> ModelPlan:
         quantization=model.quantization, gpu_memory_utilization=model.gpu_memory_utilization,
     )
     try:
-        return ModelPlan(model, plan(workload))
+        planned = ModelPlan(model, plan(workload))
     except SizingError as exc:
-        field = "instanceType" if model.instance_type else None
-        raise ConfigError(f"{_key(i, field)}: {exc}") from None
+        raise ConfigError(f"{_blamed_key(exc, model, i)}: {exc}") from None
+    check_extra_engine_args(model, i, planned.plan.engine_args, planned.server)
+    return planned
 
 
 def plan_models(config: StackConfig) -> list[ModelPlan]:

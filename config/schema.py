@@ -13,6 +13,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from sizing.weights import QUANTIZATIONS
+
+from .names import reserved_reason
+
 PROJECT = "llm-eks"
 KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36")  # EKS standard support; 1.34 ends 2026-12-02
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -71,6 +75,21 @@ class Cluster(_Model):
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                                 2557, 2922, 3288, 3653] = 30
 
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _version(cls, v: object) -> object:
+        # `kubernetesVersion: 1.35` unquoted is a YAML float. Take it when it reads back as a supported version;
+        # a float such as 1.3 may have been written 1.30 (YAML drops the zero), so it must be quoted instead.
+        if isinstance(v, float):
+            text = repr(v)
+            if text in KUBERNETES_VERSIONS:
+                return text
+            raise ValueError(
+                f"a YAML number, and YAML reads 1.30 and 1.3 alike; quote the version, e.g. "
+                f"kubernetesVersion: \"{KUBERNETES_VERSIONS[-2]}\" (supported: {', '.join(KUBERNETES_VERSIONS)})"
+            )
+        return v
+
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
@@ -118,7 +137,7 @@ class Model(_Model):
     max_hourly_usd: Annotated[float, Field(gt=0)] | None = None
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     kv_cache_dtype: Literal["auto", "fp8"] = "auto"
-    quantization: Literal["fp8", "int8", "int4"] | None = None
+    quantization: Literal[QUANTIZATIONS] | None = None  # type: ignore[valid-type]  (sizing's list, one source)
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] | None = None
     replicas: Replicas = Replicas()
     capacity_type: Literal["on-demand", "spot"] = "on-demand"
@@ -129,6 +148,10 @@ class Model(_Model):
     def _name(cls, v: str) -> str:
         if not DNS_LABEL.match(v):
             raise ValueError("must be a DNS label: lower-case letters, digits and '-', at most 40 characters")
+        why = reserved_reason(v)
+        if why:
+            raise ValueError(f"is reserved: {why}; choose another name (a model's name becomes its namespace and "
+                             "NodePool; the reserved names are in config/names.py)")
         return v
 
 
@@ -150,7 +173,8 @@ class StackConfig(_Model):
     network: Network = Network()
     system_nodes: SystemNodes = SystemNodes()
     models: Annotated[list[Model], Field(min_length=1)]
-    hf_token: str
+    # hfToken is checked by the loader (present, and a secret) but never held here: the program reads it with
+    # pulumi.Config().require_secret, so the plain token never sits in a model object.
     chat_ui: ChatUi = ChatUi()
     observability: Observability = Observability()
     tags: dict[str, str] = {}

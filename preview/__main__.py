@@ -39,21 +39,36 @@ def _print_plans(plans: list[ModelPlan]) -> None:
         console.print(p.plan.explanation)
         console.print(budget_table(p.plan.memory))
         console.print(f"[bold]engine[/] {' '.join(p.plan.engine_args)}")
-        console.print(f"[bold]pod[/] requests {p.plan.resources.requests()}  /dev/shm {p.plan.resources.shm_mib}Mi  "
-                      f"node disk {p.plan.node_disk_gib} GiB")
+        res = p.plan.resources
+        console.print(f"[bold]pod[/] requests {render.quantities(res.requests())}  limits {render.quantities(res.limits())}  "
+                      f"/dev/shm {res.shm_mib}Mi  node disk {p.plan.node_disk_gib} GiB", highlight=False)
         if p.plan.rejected:
-            cheaper = ", ".join(f"{r.instance_type} (${r.hourly_usd:.3g}/h)" for r in p.plan.rejected[:6])
-            more = f" and {len(p.plan.rejected) - 6} more" if len(p.plan.rejected) > 6 else ""
-            console.print(f"[dim]cheaper candidates rejected: {cheaper}{more} (reasons in plan.json)[/]")
+            console.print(_rejected_table(p))
+
+
+def _rejected_table(p: ModelPlan) -> Table:
+    t = Table(title=f"{p.name}: {len(p.plan.rejected)} instance type(s) rejected", box=box.SIMPLE, title_justify="left")
+    for col, just in (("instance", "left"), ("$/h", "right"), ("reason", "left")):
+        t.add_column(col, justify=just, overflow="fold")
+    for r in p.plan.rejected:
+        t.add_row(r.instance_type, f"{r.hourly_usd:.4g}", r.reason)
+    return t
 
 
 def _tree(run: StackRun) -> Tree:
+    """Components and their children, each level sorted by type and name (registration order varies by run)."""
     root = Tree(f"[bold]stack {run.stack}[/] ({len(run.resources)} resources)")
-    nodes = {"": root}
-    for r in run.resources:  # parents register before their children
-        parent = nodes.get(r.parent, root)
-        style = "bold" if not r.custom else ""
-        nodes[r.urn] = parent.add(f"[{style}]{r.type}[/] {r.name}" if style else f"{r.type} [cyan]{r.name}[/]")
+    urns = {r.urn for r in run.resources}
+    children: dict[str, list] = {}
+    for r in run.resources:
+        children.setdefault(r.parent if r.parent in urns else "", []).append(r)
+
+    def add(node: Tree, parent: str) -> None:
+        for r in sorted(children.get(parent, []), key=lambda r: (r.type, r.name)):
+            label = f"[bold]{r.type}[/] {r.name}" if not r.custom else f"{r.type} [cyan]{r.name}[/]"
+            add(node.add(label), r.urn)
+
+    add(root, "")
     return root
 
 
@@ -77,12 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     where = path.relative_to(REPO) if path.is_relative_to(REPO) else path
     try:
         raw, secrets = read_stack_config(path)
-        config = load_stack_config(raw, set(secrets))
+        config = load_stack_config(raw, set(secrets), stack=args.stack)
         plans = plan_models(config)
         run = run_stack(args.stack, raw, secrets)
     except (StackFileError, ConfigError, pulumi.RunError) as exc:
         print(f"{where}: {exc}", file=sys.stderr)
         return 2
+    for warning in dict.fromkeys(run.warnings):  # what `pulumi up` would warn about (pulumi.log.warn), once each
+        print(f"{where}: warning: {warning}", file=sys.stderr)
 
     nat = len(run.by_type("aws:ec2/natGateway:NatGateway"))
     cost = render.monthly_cost(config, plans, nat)

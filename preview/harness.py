@@ -10,6 +10,7 @@ prints resources can leak them.
 from __future__ import annotations
 
 import json
+import logging
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ class StackRun:
     stack: str
     resources: list[Registered]
     exports: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)  # what the program logged with pulumi.log.warn
 
     def by_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
@@ -232,19 +234,28 @@ def available_stacks() -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in STACKS.glob("Pulumi.*.yaml"))
 
 
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    """The parser's reason and where, once: 'line 4, column 9: mapping values are not allowed here'."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    reason = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    context = getattr(exc, "context", None)
+    if context and getattr(exc, "problem", None) and context != reason:
+        reason = f"{reason} ({context})"
+    return where + reason
+
+
 def read_stack_config(path: Path) -> tuple[dict[str, str], list[str]]:
     """A stack file's config as the Pulumi engine hands it to a program: flat keys, objects as JSON, secrets marked."""
     if not path.exists():
         known = ", ".join(available_stacks()) or "none"
-        raise StackFileError(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}: no such stack file (stacks: {known})")
+        raise StackFileError(f"no such stack file (stacks: {known})")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise StackFileError(f"{path.name}: not valid YAML{where}") from None
+        raise StackFileError(f"not valid YAML: {_yaml_reason(exc)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
-        raise StackFileError(f"{path.name}: expected a mapping with a 'config:' section")
+        raise StackFileError("expected a mapping with a 'config:' section")
     config: dict[str, str] = {}
     secrets: list[str] = []
     for key, value in (data.get("config") or {}).items():
@@ -254,12 +265,27 @@ def read_stack_config(path: Path) -> tuple[dict[str, str], list[str]]:
             config[key] = PLACEHOLDER_TOKEN
             secrets.append(key)
         elif isinstance(value, (dict, list)):
-            config[key] = json.dumps(value)
+            config[key] = json.dumps(value, default=str)  # an unquoted date stays text, as Pulumi would pass it
         elif isinstance(value, bool):
             config[key] = "true" if value else "false"
         else:
             config[key] = str(value)
     return config, secrets
+
+
+class _EngineLog(logging.Handler):
+    """Keeps what the program logs through pulumi.log (the engine's diagnostics), instead of printing it."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.warnings: list[str] = []
+        self.logger = logging.Logger("llm-eks.preview.engine")  # not registered globally: one per run
+        self.logger.propagate = False
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.warnings.append(record.getMessage())
 
 
 def run_stack(stack: str, config: dict[str, str] | None = None, secrets: list[str] | None = None,
@@ -272,7 +298,8 @@ def run_stack(stack: str, config: dict[str, str] | None = None, secrets: list[st
     monitor = RecordingMonitor(mocks)
     ROOT.set(None)  # a fresh root stack per run
     pulumi.runtime.set_all_config(config, secrets or [])
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    log = _EngineLog()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor, logger=log.logger)
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
     stack_resource = pulumi.runtime.settings.get_root_resource()
@@ -284,7 +311,7 @@ def run_stack(stack: str, config: dict[str, str] | None = None, secrets: list[st
     exports = {}
     if stack_resource is not None and getattr(stack_resource, "outputs", None):
         exports = {k: v for k, v in stack_resource.outputs.items()}
-    return StackRun(stack=stack, resources=monitor.registered, exports=_resolve_exports(exports))
+    return StackRun(stack=stack, resources=monitor.registered, exports=_resolve_exports(exports), warnings=log.warnings)
 
 
 def _resolve_exports(exports: dict[str, Any]) -> dict[str, Any]:
