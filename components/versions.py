@@ -50,3 +50,11 @@ OPEN_WEBUI_IMAGE_TAG = "0.11.0"
 GRADIO_PYTHON_IMAGE = "python:3.12.12-slim-bookworm"
 GRADIO_VERSION = "6.31.0"
 OPENAI_CLIENT_VERSION = "3.54.0"
+
+# Operate it (issue 8): metrics and autoscaling. Values read from ../shared/charts (kube-prometheus-stack @
+# prometheus-community/helm-charts cf408a290aec; KEDA @ kedacore/charts v2.20.2) and, for DCGM, NVIDIA/dcgm-exporter
+# deployment/values.yaml @ tag 4.5.3-4.8.2 (691c92762eb5; chart 4.8.2 in its gh-pages index.yaml, image
+# nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless as that values.yaml pins it).
+KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3")
+KEDA = Chart("keda", "https://kedacore.github.io/charts", "2.20.2")
+DCGM_EXPORTER = Chart("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2")
