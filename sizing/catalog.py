@@ -36,6 +36,7 @@ class Accelerator:
     bf16: bool = True
     fp8: bool = False
     cores: int = 1  # NeuronCores per device (Neuron); 1 for GPUs
+    compute_capability: int | None = None  # NVIDIA, x10 (8.9 -> 89); None for Neuron
 
     @property
     def is_neuron(self) -> bool:
@@ -100,7 +101,8 @@ def instance(name: str) -> InstanceType:
     types = instances()
     if name not in types:
         families = sorted({t.family for t in types.values()})
-        raise SizingError(f"unknown instance type '{name}'; the catalog has the families {', '.join(families)}")
+        raise SizingError(f"unknown instance type '{name}' («instance_type»); the catalog has the families {', '.join(families)}",
+                          key="instance_type")
     return types[name]
 
 

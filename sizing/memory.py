@@ -24,7 +24,7 @@ from typing import Any
 from .architecture import Architecture
 from .catalog import GIB, Accelerator, engine_facts
 from .errors import SizingError
-from .weights import DTYPE_BYTES, WeightFormat, resolve_format, rotary_cache_bytes, weight_bytes
+from .weights import DTYPE_BYTES, WeightFormat, resolve_format, rotary_cache_bytes, vllm_quantization, weight_bytes
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -37,11 +37,12 @@ def facts_for(version: str | None) -> tuple[str, dict[str, Any]]:
     try:
         major_minor = tuple(int(p) for p in version.lstrip("v").split(".")[:2])
     except ValueError:
-        raise SizingError(f"vLLM version '{version}' is not of the form 0.19.1") from None
+        raise SizingError(f"«vllm_version» '{version}' is not a vLLM version of the form 0.19.1", key="vllm_version") from None
     lines = sorted((tuple(int(p) for p in k.split(".")), k) for k in data["versions"])
     chosen = [k for v, k in lines if v <= major_minor]
     if not chosen:
-        raise SizingError(f"vLLM {version} is older than the oldest release line modelled ({lines[0][1]})")
+        raise SizingError(f"«vllm_version» {version} is older than the oldest vLLM release line modelled ({lines[0][1]})",
+                          key="vllm_version")
     return version, data["versions"][chosen[-1]]
 
 
@@ -49,7 +50,7 @@ def resolve_dtype(arch: Architecture, accel: Accelerator, dtype: str) -> str:
     """vLLM's --dtype resolution: auto takes the checkpoint dtype, downcasting float32, and float16 on GPUs
     without bfloat16 (T4)."""
     if dtype not in DTYPES:
-        raise SizingError(f"dtype '{dtype}' is not one of {', '.join(DTYPES)}")
+        raise SizingError(f"«dtype» '{dtype}' is not one of {', '.join(DTYPES)}", key="dtype")
     if dtype == "auto":
         dtype = arch.torch_dtype
         if dtype == "float32":  # "Downcasting torch.float32 to torch.bfloat16" (or float16)
@@ -57,37 +58,38 @@ def resolve_dtype(arch: Architecture, accel: Accelerator, dtype: str) -> str:
         if dtype == "bfloat16" and not accel.bf16:
             dtype = "float16"
     elif dtype == "bfloat16" and not accel.bf16:
-        raise SizingError(f"{accel.name} has no bfloat16 support (compute capability < 8.0); use --dtype float16")
+        raise SizingError(f"{accel.name} has no bfloat16 support (compute capability < 8.0); set «dtype» float16", key="dtype")
     if dtype == "float16" and arch.model_type == "gemma2":
         # vLLM: Gemma 2 overflows in float16 and refuses it; on GPUs without bfloat16 it cannot run at all.
         raise SizingError(f"{arch.model_type} does not run in float16 (numerical overflow); it needs bfloat16, which {accel.name} lacks"
-                          if not accel.bf16 else f"{arch.model_type} does not run in float16; use bfloat16")
+                          if not accel.bf16 else f"{arch.model_type} does not run in float16; set «dtype» bfloat16", key="dtype")
     return dtype
 
 
 def check_context(arch: Architecture, max_model_len: int) -> None:
     """vLLM refuses a max_model_len beyond the model's context window (unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1)."""
     if max_model_len <= 0:
-        raise SizingError(f"max model length must be positive (got {max_model_len})")
+        raise SizingError(f"«max_model_len» must be positive (got {max_model_len})", key="max_model_len")
     window = arch.context_window
     if max_model_len > window:
         raise SizingError(
-            f"max model length {max_model_len} exceeds the context window of {arch.name or arch.model_type} "
-            f"({window} tokens, from config.json max_position_embeddings and rope scaling)"
+            f"«max_model_len» {max_model_len} exceeds the context window of {arch.name or arch.model_type} "
+            f"({window} tokens, from config.json max_position_embeddings and rope scaling)", key="max_model_len"
         )
 
 
 def check_tensor_parallel(arch: Architecture, tp: int) -> None:
     """vLLM needs the attention heads to split evenly, and KV heads to split or replicate evenly."""
     if tp < 1:
-        raise SizingError(f"tensor parallel size must be at least 1 (got {tp})")
+        raise SizingError(f"«tensor_parallel_size» must be at least 1 (got {tp})", key="tensor_parallel_size")
     if arch.num_heads % tp:
         raise SizingError(
-            f"tensor parallel size {tp} does not divide the {arch.num_heads} attention heads of {arch.name or arch.model_type}"
-        )
+            f"«tensor_parallel_size» {tp} does not divide the {arch.num_heads} attention heads of {arch.name or arch.model_type}",
+            key="tensor_parallel_size")
     kv = arch.num_kv_heads
     if not arch.mla and kv % tp and tp % kv:
-        raise SizingError(f"tensor parallel size {tp} neither divides nor is a multiple of the {kv} KV heads")
+        raise SizingError(f"«tensor_parallel_size» {tp} neither divides nor is a multiple of the {kv} KV heads",
+                          key="tensor_parallel_size")
 
 
 # --- KV cache layout ----------------------------------------------------------------------------------------
@@ -165,6 +167,7 @@ class GpuBudget:
     headroom_gib: float
     headroom_needed_gib: float
     headroom_ok: bool
+    vllm_quantization: str | None = None  # the --quantization vLLM is given (None: none, or the checkpoint's own)
 
     @property
     def ok(self) -> bool:
@@ -185,7 +188,7 @@ class GpuBudget:
                     f"the longest context that fits is {self.estimated_max_model_len})")
         if not self.headroom_ok:
             return (f"the {self.headroom_gib:.2f} GiB outside the budget cannot hold the CUDA context, graph pool and "
-                    f"sampler warm-up ({self.headroom_needed_gib:.2f} GiB); lower gpu_memory_utilization")
+                    f"sampler warm-up ({self.headroom_needed_gib:.2f} GiB); lower «gpu_memory_utilization»")
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,13 +244,13 @@ def gpu_budget(
         raise SizingError(f"{accel.name} is a Neuron device; vLLM's GPU budget does not apply (use the neuron planner)")
     check_context(arch, max_model_len)
     if kv_cache_dtype not in KV_CACHE_DTYPES:
-        raise SizingError(f"kv cache dtype '{kv_cache_dtype}' is not one of {', '.join(KV_CACHE_DTYPES)}")
+        raise SizingError(f"«kv_cache_dtype» '{kv_cache_dtype}' is not one of {', '.join(KV_CACHE_DTYPES)}", key="kv_cache_dtype")
     tp = tensor_parallel_size
     check_tensor_parallel(arch, tp)
     version, f = facts_for(vllm_version)
     util = f["default_gpu_memory_utilization"] if gpu_memory_utilization is None else gpu_memory_utilization
     if not 0 < util <= 1:
-        raise SizingError(f"gpu memory utilization must be in (0, 1] (got {util})")
+        raise SizingError(f"«gpu_memory_utilization» must be in (0, 1] (got {util})", key="gpu_memory_utilization")
     large = accel.usable_gib >= f["large_gpu_min_gib"] and not accel.key.startswith("a100")
     size = "large" if large else "small"
     if (max_num_seqs is not None and max_num_seqs <= 0) or (max_num_batched_tokens is not None and max_num_batched_tokens <= 0):
@@ -260,6 +263,7 @@ def gpu_budget(
 
     dtype = resolve_dtype(arch, accel, dtype)
     fmt = resolve_format(arch, dtype, quantization)
+    method = vllm_quantization(arch, quantization, accel.compute_capability, f["quantization"])
     kv_bytes = 1 if kv_cache_dtype.startswith("fp8") else DTYPE_BYTES[dtype]
 
     total = accel.usable_gib * GIB
@@ -333,4 +337,5 @@ def gpu_budget(
         headroom_gib=headroom / GIB,
         headroom_needed_gib=headroom_needed / GIB,
         headroom_ok=headroom >= headroom_needed,
+        vllm_quantization=method,
     )

@@ -86,11 +86,40 @@ def kv_sharding(arch: Architecture, tp: int) -> tuple[str, int]:
     return "converted-to-mha", padded // tp
 
 
+def neuron_unsupported(arch: Architecture, *, quantization: str | None = None, kv_cache_dtype: str = "auto",
+                       gpu_memory_utilization: float | None = None) -> str | None:
+    """Why this project cannot serve these settings on Neuron, or None. It rejects them rather than ignore them.
+
+    vllm-neuron hands the model to NxD Inference, which compiles it from the 16-bit checkpoint: its quantization
+    (NeuronConfig quantized / quantization_dtype, a separately saved quantized state dict) and its KV-cache dtype
+    are NeuronConfig fields reached only through `override_neuron_config`, which the Ray Serve app does not set;
+    vllm-neuron's platform declares only its own methods (supported_quantization = neuron_quant, fbgemm_fp8), so
+    AWQ/GPTQ/compressed-tensors checkpoints and `--quantization fp8` do not apply. gpu_memory_utilization has no
+    effect: the KV cache is allocated contiguously for max_num_seqs x max_model_len at compile time
+    (vllm-project/vllm-neuron vllm_neuron/platform.py and worker/neuronx_distributed_model_loader.py, read
+    2026-12-02).
+    """
+    if quantization not in (None, "none"):
+        return (f"«quantization» {quantization} is not deployed on Neuron: NxD Inference quantizes through "
+                "override_neuron_config, which this project does not set; leave «quantization» unset for Neuron")
+    if arch.quant is not None:
+        return (f"{arch.name or 'the model'} is a quantized checkpoint ({arch.quant.method}); vllm-neuron compiles "
+                "16-bit checkpoints only: serve the 16-bit model on Neuron")
+    if kv_cache_dtype not in (None, "auto"):
+        return (f"«kv_cache_dtype» {kv_cache_dtype} is not deployed on Neuron: NxD Inference sets its KV-cache dtype "
+                "through override_neuron_config, which this project does not set; leave «kv_cache_dtype» auto")
+    if gpu_memory_utilization is not None:
+        return ("«gpu_memory_utilization» has no effect on Neuron: vllm-neuron allocates the KV cache for "
+                "concurrency x max model length when it compiles; leave it unset")
+    return None
+
+
 def check_neuron_tp(arch: Architecture, tp: int) -> None:
     if tp < 1:
-        raise SizingError(f"tensor parallel size must be at least 1 (got {tp})")
+        raise SizingError(f"«tensor_parallel_size» must be at least 1 (got {tp})", key="tensor_parallel_size")
     if arch.num_heads % tp:
-        raise SizingError(f"tensor parallel size {tp} does not divide the {arch.num_heads} attention heads")
+        raise SizingError(f"«tensor_parallel_size» {tp} does not divide the {arch.num_heads} attention heads",
+                          key="tensor_parallel_size")
 
 
 def neuron_budget(
@@ -110,7 +139,10 @@ def neuron_budget(
     tp = tensor_parallel_size
     check_neuron_tp(arch, tp)
     if dtype not in NEURON_DTYPES:
-        raise SizingError(f"dtype '{dtype}' is not supported on Neuron; use one of {', '.join(NEURON_DTYPES)}")
+        raise SizingError(f"«dtype» '{dtype}' is not supported on Neuron; use one of {', '.join(NEURON_DTYPES)}", key="dtype")
+    unsupported = neuron_unsupported(arch, quantization=quantization)
+    if unsupported:
+        raise SizingError(unsupported, key="quantization")
     if dtype == "auto":
         dtype = "bfloat16" if arch.torch_dtype == "float32" else arch.torch_dtype
     f = neuron_facts()

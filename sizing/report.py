@@ -11,6 +11,7 @@ from rich.table import Table
 from . import catalog
 from .architecture import Architecture
 from .catalog import load_config_file
+from .errors import render
 from .memory import GpuBudget
 from .neuron import NeuronBudget
 from .planner import HOURS_PER_MONTH, DeploymentPlan
@@ -50,26 +51,37 @@ def budget_table(b: GpuBudget | NeuronBudget) -> Table:
     return t
 
 
-def print_budget(name: str, arch: Architecture, b: GpuBudget | NeuronBudget) -> None:
+def print_budget(name: str, arch: Architecture, b: GpuBudget | NeuronBudget, names: dict[str, str] | None = None) -> None:
     console.print(f"[bold]{name}[/] ({arch.model_type}, {arch.parameters:,} parameters) on {b.accelerator}, vLLM {b.vllm_version}")
     console.print(budget_table(b))
     problem = b.problem()
-    console.print(f"[red]{problem}[/]" if problem else "[green]fits[/]")
+    console.print(f"[red]{render(problem, names)}[/]" if problem else "[green]fits[/]", markup=True)
 
 
-def print_plan(p: DeploymentPlan, arch: Architecture, kv_true: int, kv_seed: int) -> None:
-    console.print(f"[bold green]{p.explanation}[/]")
+def print_plan(p: DeploymentPlan, arch: Architecture, kv_true: int, kv_seed: int,
+               names: dict[str, str] | None = None) -> None:
+    console.print(p.explain(names), style="bold green", markup=False)
+    if p.utilization_note:
+        console.print(render(p.utilization_note, names), style="yellow", markup=False)
     console.print(budget_table(p.memory))
     t = Table(box=box.SIMPLE, show_header=False)
     t.add_column(style="bold")
     t.add_column()
+    zones = f", spread over {min(p.replicas, p.spread_zones)} zones" if p.spread_zones >= 2 else ""
+    t.add_row("fleet", f"{p.replicas} replica(s) on {p.nodes} x {p.instance_type} ({p.replicas_per_node} a node at most"
+              f"{zones}); {p.concurrency} requests at once, {p.concurrency_per_replica} per replica; replica bounds "
+              f"{p.min_replicas}..{p.max_replicas}")
     t.add_row("engine arguments", " ".join(p.engine_args))
-    t.add_row("pod requests", ", ".join(f"{k}={v}" for k, v in p.resources.requests().items()))
-    t.add_row("pod limits", ", ".join(f"{k}={v}" for k, v in p.resources.limits().items()) + f"; /dev/shm {p.resources.shm_mib}Mi")
+    t.add_row("pod requests", " ".join(f"{k}={v}" for k, v in p.resources.requests().items()))
+    t.add_row("pod limits", " ".join(f"{k}={v}" for k, v in p.resources.limits().items()) + f"; /dev/shm {p.resources.shm_mib}Mi")
     t.add_row("node root volume", f"{p.node_disk_gib} GiB gp3 (image + {p.checkpoint_gib:.1f} GiB checkpoint)")
-    t.add_row("cost", f"${p.hourly_usd:.4g}/h, ${p.monthly_usd:,.0f}/month ({HOURS_PER_MONTH} h) on-demand {catalog.prices_as_of()} us-east-1")
+    t.add_row("cost", f"fleet ${p.fleet_hourly_usd:.4g}/h, ${p.fleet_monthly_usd:,.0f}/month ({p.nodes} x ${p.hourly_usd:.4g}/h, "
+              f"{HOURS_PER_MONTH} h a month), on-demand {catalog.prices_as_of()} us-east-1")
+    if p.pinned:
+        t.add_row("pinned", render(p.cheapest_alternative, names) if p.cheapest_alternative
+                  else "the pinned instance type is also the cheapest fleet")
     console.print(t)
-    seeds = Table(title="rules of thumb from the seed documents vs vLLM's accounting", box=box.SIMPLE)
+    seeds = Table(title="rules of thumb from the seed documents vs vLLM's accounting (one replica)", box=box.SIMPLE)
     for col in ("formula", "says", "vLLM"):
         seeds.add_column(col)
     for r in p.rules_of_thumb:
@@ -79,12 +91,12 @@ def print_plan(p: DeploymentPlan, arch: Architecture, kv_true: int, kv_seed: int
     seeds.add_row("KV per token: 2 x bytes x layers x hidden", f"{kv_seed:,} B", f"{kv_true:,} B (x{ratio:.2f} too {'high' if ratio > 1 else 'low'})")
     console.print(seeds)
     if p.rejected:
-        r = Table(title=f"cheaper candidates rejected ({len(p.rejected)})", box=box.SIMPLE)
+        r = Table(title=f"instance types cheaper per hour than this fleet, and why not ({len(p.rejected)})", box=box.SIMPLE)
         r.add_column("instance")
         r.add_column("$/h", justify="right")
         r.add_column("why")
         for rej in p.rejected:
-            r.add_row(rej.instance_type, f"{rej.hourly_usd:.4g}", rej.reason)
+            r.add_row(rej.instance_type, f"{rej.hourly_usd:.4g}", rej.render(names))
         console.print(r)
 
 

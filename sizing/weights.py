@@ -57,12 +57,35 @@ class WeightFormat:
         raise AssertionError(self.scheme)
 
 
+def checkpoint_format(q) -> str:
+    """What a checkpoint's quantization_config holds, in the words of the quantization setting: fp8, int8, int4."""
+    if q.method in ("fp8", "compressed-tensors-fp8"):
+        return "fp8"
+    return f"int{q.bits}"
+
+
 def resolve_format(arch: Architecture, dtype: str, quantization: str | None = None) -> WeightFormat:
-    """The weight format vLLM loads: the checkpoint's own quantization, or a runtime/override one."""
+    """The weight format vLLM loads: what the checkpoint really is (its config.json quantization_config), or, for a
+    16-bit checkpoint and quantization fp8, vLLM's on-the-fly fp8.
+
+    `quantization` states the weight format wanted. A quantized checkpoint is served as it is: asking for its own
+    format is fine, asking for another is an error (vLLM refuses a --quantization that differs from the
+    checkpoint's). A 16-bit checkpoint can only be quantized on the fly to fp8 (see `vllm_quantization`).
+    """
     if dtype not in DTYPE_BYTES:
-        raise SizingError(f"dtype '{dtype}' is not one of {', '.join(DTYPE_BYTES)}")
+        raise SizingError(f"dtype '{dtype}' is not one of {', '.join(DTYPE_BYTES)}", key="dtype")
+    if quantization == "none":
+        quantization = None
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise SizingError(f"«quantization» '{quantization}' is not one of {', '.join(QUANTIZATIONS)}", key="quantization")
     q = arch.quant
-    if quantization is None and q is not None:
+    if q is not None:
+        have = checkpoint_format(q)
+        if quantization is not None and quantization != have:
+            raise SizingError(
+                f"«quantization» {quantization}: {arch.name or 'the model'} is already a {have} checkpoint ({q.method}); "
+                f"vLLM serves it as it is and cannot re-quantize it; leave «quantization» unset or set it to {have}",
+                key="quantization")
         if q.method in ("awq", "gptq", "compressed-tensors-int4"):
             scheme = "gptq" if q.method == "gptq" else "awq"
             return WeightFormat(dtype if dtype != "float32" else "float16", scheme, q.bits, q.group_size)
@@ -73,15 +96,37 @@ def resolve_format(arch: Architecture, dtype: str, quantization: str | None = No
         if q.method == "compressed-tensors-int8":
             return WeightFormat(dtype, "int8-channel", 8)
         raise SizingError(f"quantization {q.method} is not supported")
-    if quantization is None or quantization == "none":
+    if quantization is None:
         return WeightFormat(dtype)
     if quantization == "fp8":  # vLLM --quantization fp8: dynamic per-tensor fp8 of a 16-bit checkpoint
         return WeightFormat(dtype, "fp8-tensor", 8)
-    if quantization == "int8":
-        return WeightFormat(dtype, "int8-channel", 8)
-    if quantization == "int4":  # an AWQ/GPTQ-style 4-bit checkpoint with 128-wide groups
-        return WeightFormat(dtype, "awq", 4, 128)
-    raise SizingError(f"quantization '{quantization}' is not one of {', '.join(QUANTIZATIONS)}")
+    raise SizingError(
+        f"«quantization» {quantization}: {arch.name or 'the model'} is a {arch.torch_dtype} checkpoint and vLLM cannot "
+        f"quantize it to {quantization} on the fly (its only on-the-fly weight format here is fp8); set «quantization» "
+        f"fp8, or serve a checkpoint already quantized to {quantization} (AWQ, GPTQ or compressed-tensors)",
+        key="quantization")
+
+
+def vllm_quantization(arch: Architecture, quantization: str | None, compute_capability: int | None,
+                      facts: dict) -> str | None:
+    """The `--quantization` value to pass to vLLM, or None.
+
+    A quantized checkpoint needs none: vLLM reads its config.json quantization_config and picks the kernel itself
+    (awq -> awq_marlin, gptq -> gptq_marlin, ...); a differing flag is an error there. A 16-bit checkpoint with
+    quantization fp8 gets `--quantization fp8`, vLLM's on-the-fly fp8, on GPUs of compute capability
+    >= `facts["on_the_fly"]["fp8"]["min_capability"]` (native fp8 from `native_min_capability`, else the Marlin
+    weight-only kernel). `facts` is engine.yaml's `quantization` entry for the vLLM line.
+    """
+    if quantization is None or quantization == "none" or arch.quant is not None:
+        return None
+    rule = facts["on_the_fly"][quantization]
+    if compute_capability is not None and compute_capability < rule["min_capability"]:
+        cc = f"{compute_capability // 10}.{compute_capability % 10}"
+        need = f"{rule['min_capability'] // 10}.{rule['min_capability'] % 10}"
+        raise SizingError(f"«quantization» {quantization} on the fly needs compute capability >= {need}; this GPU has {cc}",
+                          key="quantization")
+    assert rule["vllm_method"] in facts["methods"]
+    return rule["vllm_method"]
 
 
 def _shard(t: Tensor, tp: int) -> tuple[int, int]:

@@ -31,12 +31,27 @@ def config_path(model_id: str) -> Path | None:
     return catalog_models().get(model_id.lower())
 
 
+# The quantization_config of the RedHatAI/neuralmagic checkpoints (compressed-tensors, as their config.json
+# files carry it; model cards "FP8-dynamic", "W8A8", "W4A16 group 128"), by the format quantized_checkpoints.yaml names.
+_CHECKPOINT_QUANT = {
+    "fp8": {"quant_method": "compressed-tensors", "config_groups": {"group_0": {
+        "weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}}},
+    "int8": {"quant_method": "compressed-tensors", "config_groups": {"group_0": {
+        "weights": {"num_bits": 8, "type": "int", "strategy": "channel"}}}},
+    "int4": {"quant_method": "compressed-tensors", "config_groups": {"group_0": {
+        "weights": {"num_bits": 4, "type": "int", "group_size": 128, "strategy": "group"}}}},
+}
+
+
 def config_for(model_id: str) -> tuple[dict, str | None] | None:
-    """The config and weight-format override for a logged model, or None when we hold no config for it."""
+    """The config (a quantized checkpoint's: its base's architecture plus its quantization_config) and the runtime
+    quantization (None here: a quantized checkpoint is sized as what it is), or None when we hold no config."""
     quant = _quantized().get(model_id.lower())
     if quant:
         path = config_path(quant["base"])
-        return (load_config_file(path), quant["quantization"]) if path else None
+        if not path:
+            return None
+        return {**load_config_file(path), "quantization_config": _CHECKPOINT_QUANT[quant["quantization"]]}, None
     path = config_path(model_id)
     return (load_config_file(path), None) if path else None
 

@@ -33,8 +33,9 @@ def test_qwen3_1_7b_seed_001_costs_no_more_than_g6_2xlarge_and_explains():
     assert p.resources.accelerator_resource == "nvidia.com/gpu" and p.resources.accelerators == 1
     assert p.memory.max_concurrency >= 4
     assert_fits_node(p)
-    # Every cheaper candidate is listed, with a reason.
-    cheaper = {i.name for i in instances().values() if i.accelerator.vendor == "nvidia" and i.hourly_usd < p.hourly_usd}
+    assert p.replicas == 1 and p.nodes == 1 and p.fleet_hourly_usd == p.hourly_usd
+    # Every instance type cheaper per hour than the fleet is listed, with a reason.
+    cheaper = {i.name for i in instances().values() if i.accelerator.vendor == "nvidia" and i.hourly_usd < p.fleet_hourly_usd}
     assert {r.instance_type for r in p.rejected} == cheaper
     assert all(r.reason for r in p.rejected)
 
@@ -60,10 +61,17 @@ def test_llama2_13b_chat_batch_4_is_placed_on_nvidia():
 
 def test_seed_003_two_a10g_hold_three_not_four_full_requests():
     # Seed 003 shards Llama-2-13B over 2 of a g5.12xlarge's 4 A10G for batch 4 x 4096. By vLLM's accounting
-    # each A10G keeps ~5.3 GiB of KV after 12.1 GiB of weights and NCCL buffers: 3.2 requests, not 4.
+    # each A10G keeps ~5.3 GiB of KV after 12.1 GiB of weights and NCCL buffers: 3.2 requests, not 4. With one
+    # replica allowed, the replica bound binds; the node holds two such replicas for the same $/h.
     w = workload("meta-llama/Llama-2-13b-chat-hf", 4096, 4, instance_type="g5.12xlarge", tensor_parallel_size=2)
-    with pytest.raises(SizingError, match=r"holds 3\.\d requests .* concurrency <= 3"):
+    with pytest.raises(SizingError, match=r"only with more replicas than replicas\.max 1 allows: the cheapest fleet is "
+                       r"2 replicas on 1 x g5\.12xlarge .*raise replicas\.max to 2") as err:
         plan(w)
+    assert err.value.key == "max_replicas"
+    two = plan(workload("meta-llama/Llama-2-13b-chat-hf", 4096, 4, instance_type="g5.12xlarge", tensor_parallel_size=2,
+                        max_replicas=2))
+    assert 3 < two.memory.max_concurrency < 4 and two.replicas == 2 and two.nodes == 1
+    assert two.concurrency_per_replica == 2 and two.fleet_hourly_usd == instance("g5.12xlarge").hourly_usd
     p = plan(workload("meta-llama/Llama-2-13b-chat-hf", 3072, 4, instance_type="g5.12xlarge", tensor_parallel_size=2))
     assert p.accelerators == 2 and p.replicas_per_node == 2
 
@@ -74,15 +82,22 @@ def test_pinned_instance_too_small_says_by_how_much():
 
 
 def test_nothing_fits_names_the_closest_option_and_what_to_change():
-    with pytest.raises(SizingError, match=r"closest is \S+ at TP \d+: .*; try .*concurrency <="):
-        plan(workload("meta-llama/Llama-3.1-70B", 131072, 512))
+    # Llama-3.1-70B has 131.45 GiB of bf16 weights (70,553,706,496 parameters x 2 bytes, tests/sizing/data): no single
+    # GPU holds them, so a pinned TP 1 fits nothing; the error blames the TP and says what to change.
+    with pytest.raises(SizingError, match=r"even at one request per replica; closest is \S+ at TP 1: no memory left for "
+                       r"the KV cache: weights 131\.4\d .*; try .*a larger tensorParallelSize than 1") as err:
+        plan(workload("meta-llama/Llama-3.1-70B", 131072, 2, max_replicas=4, tensor_parallel_size=1))
+    assert err.value.key == "tensor_parallel_size"
 
 
-def test_price_ceiling():
+def test_price_cap_is_on_the_fleet_and_binds_by_name():
     p = plan(workload("Qwen/Qwen3-8B", 8192, 4, max_hourly_usd=3.0))
-    assert p.hourly_usd <= 3.0
-    with pytest.raises(SizingError, match="ceiling"):
+    assert p.fleet_hourly_usd <= 3.0
+    # A 70B model fits 8 GPUs; under a $1/h cap the cap is the reason, not the cheapest candidate's memory.
+    with pytest.raises(SizingError, match=r"stays within the maxHourlyUsd cap of \$1/h: the cheapest is .*; raise "
+                       r"maxHourlyUsd to") as err:
         plan(workload("meta-llama/Llama-3.1-70B", 8192, 4, max_hourly_usd=1.0))
+    assert err.value.key == "max_hourly_usd"
 
 
 def test_gpu_tensor_parallel_is_a_power_of_two_that_splits_the_heads():
@@ -103,7 +118,7 @@ def test_family_any_is_the_cheaper_of_both():
     both = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, family="any"))
     nvidia = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, family="nvidia"))
     neuron = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, family="neuron"))
-    assert both.hourly_usd == min(nvidia.hourly_usd, neuron.hourly_usd)
+    assert both.fleet_hourly_usd == min(nvidia.fleet_hourly_usd, neuron.fleet_hourly_usd)
 
 
 def test_bf16_checkpoint_is_not_silently_run_in_fp16_on_t4():

@@ -11,7 +11,7 @@ from sizing.catalog import accelerator, catalog_models, instances, load_config_f
 from sizing.errors import SizingError
 from sizing.memory import gpu_budget
 from sizing.planner import Workload, plan
-from sizing.weights import resolve_format, weight_bytes
+from sizing.weights import WeightFormat, resolve_format, weight_bytes
 
 SMALL_MODELS = ["qwen/qwen3-0.6b", "qwen/qwen3-1.7b", "meta-llama/llama-3.2-1b", "qwen/qwen2.5-3b",
                 "meta-llama/llama-3.1-8b", "google/gemma-2-9b-it", "microsoft/phi-3-mini-4k-instruct",
@@ -71,7 +71,8 @@ def test_a_larger_instance_of_a_family_never_fits_less(pair, model, length, conc
 @given(models, st.sampled_from([None, "fp8", "int8", "int4"]))
 def test_tensor_parallelism_never_raises_weights_per_rank(model, quantization):
     m = arch(model)
-    fmt = resolve_format(m, "bfloat16", quantization)
+    fmt = {None: WeightFormat("bfloat16"), "fp8": resolve_format(m, "bfloat16", "fp8"),
+           "int8": WeightFormat("bfloat16", "int8-channel", 8), "int4": WeightFormat("bfloat16", "awq", 4, 128)}[quantization]
     tps = [t for t in (1, 2, 4, 8, 16) if m.num_heads % t == 0]
     per_rank = [weight_bytes(m, fmt, t) for t in tps]
     assert per_rank == sorted(per_rank, reverse=True)

@@ -96,5 +96,5 @@ def test_runs_vllm_refused_are_refused():
     with pytest.raises(SizingError, match="context window"):
         _budget(by_id["phi-2-tp1pp1-8192-failed"])
     # Qwen3-14B at TP 5: 40 heads and 8 KV heads do not split five ways.
-    with pytest.raises(SizingError, match="tensor parallel size 5"):
+    with pytest.raises(SizingError, match="tensorParallelSize 5"):
         _budget(by_id["qwen3-14b-tp5pp1-8192-failed"])
