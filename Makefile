@@ -4,7 +4,11 @@
 PYTHON ?= python3
 VENV   := venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# Two stamps, named by a checksum of the files they install, so an edited requirements file re-installs:
+# RUNTIME for the preview, `pulumi up` and the sizing CLI (requirements.txt); DEV adds the test tools on top.
+RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+DEV_STAMP     := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+PIP           := $(PY) -m pip install --disable-pip-version-check --progress-bar off
 STACK  ?= qwen-g6
 ARGS   ?=
 
@@ -16,22 +20,34 @@ help:
 	@echo "make size ARGS='--model Qwen/Qwen3-1.7B --max-model-len 8192 --concurrency 4'"
 	@echo "make clean                   remove build/ and the virtualenv"
 
-venv: $(STAMP)
+venv: $(RUNTIME_STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@rm -f $(VENV)/.installed-*
+$(VENV)/bin/python:
+	@echo "== creating ./venv"
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): requirements.txt | $(VENV)/bin/python
+	@echo "== installing the runtime dependencies (requirements.txt: Pulumi SDKs, pydantic, rich, ...) into ./venv; first run only"
+	$(PIP) -r requirements.txt
+	@rm -f $(VENV)/.runtime-* $(VENV)/.installed-*
 	@touch $@
+	@echo "== runtime dependencies installed"
 
-test: $(STAMP)
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
+	@echo "== installing the test dependencies (requirements-dev.txt: pytest, hypothesis, gradio, selenium, ...) into ./venv; first run only"
+	$(PIP) -r requirements-dev.txt
+	@rm -f $(VENV)/.dev-*
+	@touch $@
+	@echo "== test dependencies installed"
+
+test: $(DEV_STAMP)
 	$(PY) -m pytest -q
 
-size: $(STAMP)
+size: $(RUNTIME_STAMP)
 	$(PY) -m sizing $(ARGS)
 
 clean:
 	rm -rf build $(VENV) .pytest_cache .hypothesis
 
-preview: $(STAMP)
+preview: $(RUNTIME_STAMP)
 	$(PY) -m preview $(STACK)
