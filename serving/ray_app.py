@@ -29,6 +29,8 @@ class LLMDeployment:
         return await self.server.handle(request)
 
     async def check_health(self) -> None:
+        # Ray Serve restarts a replica whose check raises. A dead engine raises from ready() (vLLM's check_health:
+        # EngineDeadError); that error propagates as it is, so the controller logs the engine's own reason.
         if not await self.server.engine.ready():
             raise RuntimeError("engine not ready")
 

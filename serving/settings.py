@@ -11,6 +11,9 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Mapping
 
 PREFIX = "LLM_EKS_"
+# A Hub id is downloaded here (one folder per id) and vLLM loads the local copy: the pod's /data volume is the one
+# the disk plan sizes, and vllm-neuron, given a Hub id instead of a path, writes a float32 copy under ./local-models.
+DEFAULT_DOWNLOAD_DIR = "/data/models"
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class EngineSettings:
     dtype: str
     block_size: int  # Neuron without prefix caching: one block of max_model_len per sequence
     enable_prefix_caching: bool = False
+    download_dir: str = DEFAULT_DOWNLOAD_DIR  # where a Hub id's checkpoint goes before vLLM loads it (a path: used as is)
 
 
 def env_name(field_name: str) -> str:
