@@ -1,0 +1,186 @@
+"""The stack-file loader: every problem on one line naming the key, in the stack file's words.
+
+Limits come from their own documentation, not from the code under test: AWS IAM quotas (role names 64 characters,
+policy names 128), SQS (queue names 80), EKS (cluster names 100, letters, digits, '-' and '_'), the YAML spec (1.30
+and 1.3 are the same float), Kubernetes (namespaces starting with kube- are reserved).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from config import ConfigError, load_stack_config
+from config.names import RESERVED_NAMES, reserved_reason
+
+TOKEN = {"llm-eks:hfToken": "hf_placeholder"}
+SECRETS = {"llm-eks:hfToken"}
+MODEL = {"name": "qwen", "model": "Qwen/Qwen3-1.7B", "maxModelLen": 8192}
+
+
+def raw(models=None, **keys) -> dict[str, str]:
+    out = {"aws:region": "us-east-1", **TOKEN, "llm-eks:models": json.dumps(models or [MODEL])}
+    out.update({f"llm-eks:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in keys.items()})
+    return out
+
+
+def error(*args, **kwargs) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_stack_config(*args, **kwargs)
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+# --- the stack name ----------------------------------------------------------------------------------------------
+
+
+def test_a_stack_name_that_fits_every_aws_name_is_accepted():
+    # IAM role names: at most 64 characters (IAM User Guide, "IAM and AWS STS quotas"); the node role is
+    # KarpenterNodeRole-<stack>, 18 characters before the stack name: 46 are left.
+    assert len("KarpenterNodeRole-") == 18
+    load_stack_config(raw(), SECRETS, stack="s" * 46)
+
+
+def test_a_stack_name_too_long_for_an_iam_role_name_fails_in_one_line():
+    message = error(raw(), SECRETS, stack="s" * 47)
+    assert message.startswith(f"stack name '{'s' * 47}'")
+    assert "KarpenterNodeRole-<stack>" in message and "65 characters" in message and "64" in message
+    assert "at most 46" in message
+
+
+def test_every_policy_and_role_the_karpenter_data_names_fits_at_the_longest_stack_name():
+    from pathlib import Path
+    data = json.loads((Path(__file__).resolve().parents[2] / "components" / "data" / "karpenter-iam.json").read_text())
+    stack = "s" * 46
+    for section in data["_controller_policy_sections"].values():
+        assert len(section["managed_policy_name"].replace("{cluster_name}", stack)) <= 128  # IAM policy names
+    assert len(stack) <= 80 and len(stack) <= 100  # SQS queue name, EKS cluster name
+
+
+@pytest.mark.parametrize("stack", ["my.stack", "-dash-first", "spaces here", "ünï"])
+def test_a_stack_name_eks_or_sqs_would_refuse_fails(stack):
+    message = error(raw(), SECRETS, stack=stack)
+    assert f"stack name '{stack}'" in message and "letters, digits, '-' and '_'" in message
+
+
+def test_the_program_rejects_a_long_stack_name_before_registering_anything():
+    import pulumi
+
+    from preview import harness
+
+    config = raw()
+    with pytest.raises(pulumi.RunError) as err:
+        harness.run_stack("s" * 47, config, ["llm-eks:hfToken"])
+    assert "KarpenterNodeRole-<stack>" in str(err.value)
+    assert err.value.registered == []  # type: ignore[attr-defined]
+
+
+# --- reserved model names ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["cpu", "kube-system", "chat-ui", "default", "kube-public", "kube-node-lease",
+                                  "kuberay-system", "amazon-cloudwatch"])
+def test_a_model_named_like_a_pool_or_namespace_of_the_project_fails(name):
+    message = error(raw([{**MODEL, "name": name}]), SECRETS)
+    assert message.startswith("llm-eks:models[0].name: is reserved")
+    assert f"(got '{name}')" in message
+
+
+def test_kube_prefixed_names_are_reserved_for_kubernetes():
+    # Kubernetes docs, Namespaces: "Avoid creating namespaces with the prefix kube-, since it is reserved for
+    # Kubernetes system namespaces."
+    assert reserved_reason("kube-anything")
+    assert "kube-" in error(raw([{**MODEL, "name": "kube-llm"}]), SECRETS)
+
+
+def test_ordinary_names_are_free():
+    assert reserved_reason("qwen3-1-7b") is None and reserved_reason("cpu-llm") is None
+    assert {"cpu", "kube-system", "chat-ui"} <= set(RESERVED_NAMES)
+
+
+# --- kubernetesVersion as a YAML number --------------------------------------------------------------------------
+
+
+def test_an_unquoted_kubernetes_version_is_accepted():
+    value = yaml.safe_load("kubernetesVersion: 1.35")["kubernetesVersion"]
+    assert isinstance(value, float)  # YAML: a plain 1.35 is a float
+    config = load_stack_config(raw(cluster={"kubernetesVersion": value}), SECRETS)
+    assert config.cluster.kubernetes_version == "1.35"
+
+
+def test_a_version_that_lost_its_trailing_zero_is_refused_not_guessed():
+    # The YAML spec reads 1.30 as the float 1.3: the stack file's intent cannot be recovered, so it must be quoted.
+    value = yaml.safe_load("kubernetesVersion: 1.30")["kubernetesVersion"]
+    assert value == 1.3
+    message = error(raw(cluster={"kubernetesVersion": value}), SECRETS)
+    assert message.startswith("llm-eks:cluster.kubernetesVersion: ")
+    assert "quote" in message and "1.30 and 1.3" in message and "1.35" in message
+
+
+def test_a_quoted_version_outside_the_supported_ones_names_them():
+    message = error(raw(cluster={"kubernetesVersion": "1.29"}), SECRETS)
+    assert "llm-eks:cluster.kubernetesVersion" in message and "'1.35'" in message and "(got '1.29')" in message
+
+
+# --- several problems, one line ----------------------------------------------------------------------------------
+
+
+def test_an_unknown_key_is_named_even_when_another_error_comes_first():
+    models = [{**MODEL, "maxModelLen": "lots", "acelerator": "nvidia"}]
+    message = error(raw(models), SECRETS)
+    assert message.startswith("llm-eks:models[0].acelerator: unknown key (did you mean accelerator?)")
+    assert "llm-eks:models[0].maxModelLen" in message and "(got 'lots')" in message
+
+
+def test_an_unknown_top_level_key_is_named_beside_a_missing_token():
+    config = raw(clusterr={})
+    del config["llm-eks:hfToken"]
+    message = error(config, SECRETS)
+    assert "llm-eks:clusterr: unknown key (did you mean cluster?)" in message
+    assert "llm-eks:hfToken: is required" in message
+
+
+def test_snake_case_keys_get_the_camel_case_spelling():
+    message = error(raw([{**MODEL, "max_model_len": 8192}]), SECRETS)
+    assert "llm-eks:models[0].max_model_len: unknown key (did you mean maxModelLen? Keys are camelCase.)" in message
+
+
+def test_an_unknown_nested_key_with_no_near_match_lists_the_keys_there():
+    message = error(raw(network={"vpcName": "x"}), SECRETS)
+    assert "llm-eks:network.vpcName: unknown key (known keys here: " in message and "natGateways" in message
+
+
+def test_many_problems_are_counted_past_the_first_few():
+    models = [{**MODEL, "maxModelLen": "x", "concurrency": "y", "dtype": "z", "capacityType": "w",
+               "accelerator": "v", "kvCacheDtype": "u"}]
+    message = error(raw(models), SECRETS)
+    assert message.endswith("(and 1 more)")
+
+
+def test_the_token_is_checked_but_not_kept():
+    config = load_stack_config(raw(), SECRETS)
+    assert "hf_placeholder" not in config.model_dump_json()
+
+
+def test_the_quantization_choices_are_sizings():
+    from sizing.weights import QUANTIZATIONS
+
+    for q in QUANTIZATIONS:
+        assert load_stack_config(raw([{**MODEL, "quantization": q}]), SECRETS).models[0].quantization == q
+    assert "llm-eks:models[0].quantization" in error(raw([{**MODEL, "quantization": "nf4"}]), SECRETS)
+
+
+# --- region -------------------------------------------------------------------------------------------------------
+
+
+def test_a_region_other_than_the_priced_one_warns_in_one_line():
+    from config.loader import region_warning
+
+    assert region_warning({"aws:region": "us-east-1"}) is None
+    assert region_warning({}) is None  # Pulumi.yaml's default region
+    warning = region_warning({"aws:region": "eu-west-1"})
+    assert warning and "\n" not in warning
+    assert "eu-west-1" in warning and "us-east-1" in warning and "prices" in warning
