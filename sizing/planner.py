@@ -508,7 +508,7 @@ def _per_replica(w: Workload, o: _Option) -> str:
 def _fleet_words(w: Workload, o: _Option) -> str:
     inst = o.instance
     spread = f", spread over {min(o.replicas, w.spread_zones)} zones" if w.spread_zones >= 2 else ""
-    per_node = f", {o.slots} replicas a node" if o.slots > 1 else ""
+    per_node = f", room for {o.slots} replicas a node" if o.slots > 1 else ""
     return (f"{o.replicas} replica{'s' if o.replicas > 1 else ''} on {o.nodes} x {inst.name} "
             f"(${inst.hourly_usd:.4g}/h each, fleet ${o.cost:.4g}/h{per_node}{spread})")
 
@@ -665,8 +665,8 @@ def plan(w: Workload) -> DeploymentPlan:
         if free is not None and free.fleet_hourly_usd < chosen.cost - 1e-9:
             alternative = (f"{free.replicas} replica{'s' if free.replicas > 1 else ''} on {free.nodes} x "
                            f"{free.instance_type} at TP {free.tensor_parallel_size}, ${free.fleet_hourly_usd:.4g}/h "
-                           f"(${chosen.cost - free.fleet_hourly_usd:.4g}/h less); unset «instance_type» to let the "
-                           f"planner choose")
+                           f"(${chosen.cost - free.fleet_hourly_usd:.4g}/h less); unset «instance_type»"
+                           f"{' and «tensor_parallel_size»' if w.tensor_parallel_size else ''} to let the planner choose")
 
     b = chosen.budget
     dtype_bytes = DTYPE_BYTES[b.dtype]

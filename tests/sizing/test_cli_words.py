@@ -1,0 +1,146 @@
+"""Honest words (issue 10 item 2), each asserted as the user reads it: the CLI in its flags, a stack file's path
+(str(SizingError)) in its keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sizing.architecture import from_config
+from sizing.catalog import instances, load_model_config
+from sizing.cli import main
+from sizing.errors import CLI_NAMES, STACK_NAMES, SizingError
+from sizing.planner import Workload, plan
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QWEN = ["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "8192", "--concurrency", "4"]
+MISTRAL = ["--model", "mistralai/Mistral-7B-Instruct-v0.3", "--max-model-len", "32768", "--concurrency", "16"]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, " ".join(out.out.split()), " ".join(out.err.split())
+
+
+def test_the_issues_command_finds_the_fleet_at_or_under_5_6_per_hour(capsys):
+    code, out, _ = run(capsys, *MISTRAL, "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["instance_type"] == "g6e.xlarge" and d["replicas"] == 3 and d["nodes"] == 3
+    assert d["fleet_hourly_usd"] == pytest.approx(5.583) and d["fleet_hourly_usd"] <= 5.6
+    assert d["hourly_usd"] == 1.861 and d["concurrency_per_replica"] == 6
+    code, out, _ = run(capsys, *MISTRAL)
+    assert "3 replicas on 3 x g6e.xlarge ($1.861/h each, fleet $5.583/h) is the cheapest NVIDIA fleet" in out
+    assert "fleet 3 replica(s) on 3 x g6e.xlarge" in out and "fleet $5.583/h" in out
+
+
+def test_max_replicas_1_keeps_one_replica(capsys):
+    code, out, _ = run(capsys, *MISTRAL, "--max-replicas", "1", "--json")
+    assert code == 0 and json.loads(out)["instance_type"] == "g6e.12xlarge" and json.loads(out)["replicas"] == 1
+
+
+def test_a_pinned_instance_is_pinned_with_the_cheaper_option_named(capsys):
+    code, out, _ = run(capsys, *QWEN, "--instance", "g6.2xlarge")
+    assert code == 0
+    assert "g6.2xlarge is pinned (--instance), not chosen: 1 replica on 1 x g6.2xlarge" in out
+    assert "Cheaper: 1 replica on 1 x g6.xlarge at TP 1, $0.8048/h ($0.1728/h less); unset --instance to let the planner choose" in out
+    assert "is the cheapest" not in out
+    code, out, _ = run(capsys, *QWEN, "--instance", "g6.2xlarge", "--json")
+    d = json.loads(out)
+    assert d["pinned"] is True and d["cheapest_alternative"].startswith("1 replica on 1 x g6.xlarge")
+
+
+def bad(capsys, *argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and "Traceback" not in err
+    return err
+
+
+def test_an_invalid_vllm_version_is_the_reason_not_the_cheapest_candidates(capsys):
+    err = bad(capsys, *QWEN, "--vllm-version", "latest")
+    assert err == "python -m sizing: error: --vllm-version 'latest' is not a vLLM version of the form 0.19.1"
+    err = bad(capsys, *QWEN, "--vllm-version", "0.1.0")
+    assert "--vllm-version 0.1.0 is older than the oldest vLLM release line modelled (0.19)" in err
+
+
+def test_the_price_cap_is_the_reason_when_it_binds(capsys):
+    err = bad(capsys, *MISTRAL, "--max-hourly-usd", "5")
+    assert ("no fleet from the NVIDIA catalog that holds mistralai/Mistral-7B-Instruct-v0.3 at 32768 tokens x 16 stays "
+            "within the --max-hourly-usd cap of $5/h: the cheapest is 3 replicas on 3 x g6e.xlarge") in err
+    assert "raise --max-hourly-usd to 5.59" in err
+
+
+def test_a_tp_that_fits_nothing_is_the_reason(capsys):
+    err = bad(capsys, *QWEN, "--tp", "16")
+    assert ("--tp 16 fits no NVIDIA instance type: tensor parallelism needs 16 GPUs in one node (a power of two on "
+            "GPUs), and the most here is 8") in err
+    err = bad(capsys, *QWEN, "--tp", "3")
+    assert "--tp 3 does not divide the 16 attention heads" in err
+
+
+def test_hints_use_each_front_ends_key_names(capsys):
+    # The same impossible workload: the CLI's words, then a stack file's.
+    err = bad(capsys, "--model", "Qwen/Qwen3-32B", "--max-model-len", "32768", "--instance", "g6.xlarge")
+    assert "--instance g6.xlarge cannot hold Qwen/Qwen3-32B at 32768 tokens x 1" in err
+    assert "try --kv-cache-dtype fp8, or --quantization fp8 (halves the weights), or --family any" in err
+    arch = from_config(load_model_config("Qwen/Qwen3-32B")[0], "Qwen/Qwen3-32B")
+    with pytest.raises(SizingError) as exc:
+        plan(Workload("Qwen/Qwen3-32B", arch, 32768, 1, instance_type="g6.xlarge"))
+    stack = str(exc.value)
+    assert exc.value.key == "instance_type"
+    assert stack.startswith("instanceType g6.xlarge cannot hold Qwen/Qwen3-32B")
+    assert "try kvCacheDtype fp8, or quantization fp8 (halves the weights), or accelerator any" in stack
+    assert "--" not in stack and "«" not in stack
+    assert exc.value.render(CLI_NAMES) != exc.value.render(STACK_NAMES)
+
+
+def test_the_utilization_change_on_a10g_with_tp_2_is_explained(capsys):
+    code, out, _ = run(capsys, "--model", "meta-llama/Llama-2-13b-chat-hf", "--max-model-len", "3072", "--concurrency",
+                       "4", "--instance", "g5.12xlarge", "--tp", "2")
+    assert code == 0
+    # engine.yaml: CUDA context 1.51 GiB at TP > 1; 10% of an A10G's 22.06 GiB is 2.21 GiB.
+    assert ("--gpu-memory-utilization lowered from vLLM 0.19.1's default 0.9 to 0.88: at TP 2 each NVIDIA A10G must "
+            "keep 2.63 GiB outside vLLM's budget (CUDA context 1.51 with NCCL, CUDA graphs") in out
+    assert "10% of its 22.06 GiB is only 2.21 GiB; set --gpu-memory-utilization to override" in out
+    code, out, _ = run(capsys, "--model", "meta-llama/Llama-2-13b-chat-hf", "--max-model-len", "3072", "--concurrency",
+                       "4", "--instance", "g5.12xlarge", "--tp", "2", "--json")
+    assert json.loads(out)["utilization_note"].startswith("--gpu-memory-utilization lowered from")
+
+
+def test_resources_are_printed_as_kubernetes_quantities_and_every_rejection_with_its_reason(capsys):
+    code, out, _ = run(capsys, *QWEN)
+    assert code == 0
+    assert "pod requests cpu=" in out and " memory=" in out and "m memory=" in out and "nvidia.com/gpu=1" in out
+    assert "{" not in out and "'cpu'" not in out
+    cheaper = [i for i in instances().values() if i.accelerator.vendor == "nvidia" and i.hourly_usd < 0.8048]
+    assert cheaper
+    assert f"instance types cheaper per hour than this fleet, and why not ({len(cheaper)})" in out
+    for inst in cheaper:
+        assert f"{inst.name} {inst.hourly_usd:.4g} " in out
+    assert "NVIDIA T4 has no bfloat16 and Qwen/Qwen3-1.7B is a bfloat16 checkpoint; set --dtype float16" in out
+
+
+def test_json_into_head_exits_quietly():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def piped(reader: str, *extra: str) -> subprocess.CompletedProcess:
+        cmd = f"{sys.executable} -m sizing {' '.join(QWEN)} {' '.join(extra)} | {reader}"
+        return subprocess.run(["bash", "-c", cmd], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    done = piped("head -1", "--json")
+    assert done.stdout == "{\n" and done.stderr == ""
+    # A reader that is gone before the first write: the write fails with EPIPE; still no traceback, exit 0.
+    gone = subprocess.run(["bash", "-c", f"{sys.executable} -m sizing {' '.join(QWEN)} --json | true; "
+                           "echo ${PIPESTATUS[0]}"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert gone.stderr == "" and gone.stdout.strip() == "0"
+    assert piped("true").stderr == ""  # the tables too (rich leaves quietly)
