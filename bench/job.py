@@ -1,0 +1,89 @@
+"""The in-cluster benchmark: a ConfigMap with inference-perf's config and a Job that runs it, in the model's namespace.
+
+In the cluster the generator reaches the Service directly (no laptop port-forward in the measurement). It runs on
+the CPU NodePool, never on the accelerator node it measures. Its report comes back through `kubectl logs`: inference-
+perf prints each stage's JSON between markers (bench/results.py), so the Job needs no volume, bucket or credentials
+beyond the model namespace's Hugging Face token (for the tokenizer of a gated model).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from .workload import INFERENCE_PERF_IMAGE, INFERENCE_PERF_VERSION
+
+SERVE_PORT = 8000
+CONFIG_DIR = "/etc/inference-perf"
+# The model namespace's token Secret (components/model_namespace.py: TOKEN_SECRET, TOKEN_KEY); optional in the Job
+# so a stack without a gated model still benchmarks.
+TOKEN_SECRET = "hf-token"
+TOKEN_KEY = "HF_TOKEN"
+CPU_NODEPOOL = {"karpenter.sh/nodepool": "cpu"}  # components/scheduling.py: cpu_placement()
+LABELS = {"app.kubernetes.io/name": "llm-eks-bench", "app.kubernetes.io/component": "benchmark"}
+
+
+def endpoint(model: str, server: str = "vllm") -> str:
+    """The in-cluster OpenAI base URL of a served model (vLLM Service <model>; Ray Serve's <model>-serve-svc)."""
+    service = model if server == "vllm" else f"{model}-serve-svc"
+    return f"http://{service}.{model}.svc.cluster.local:{SERVE_PORT}/v1"
+
+
+def job_name(model: str) -> str:
+    return f"bench-{model}"[:63].rstrip("-")
+
+
+def manifests(model: str, config: dict[str, Any], *, timeout_s: int) -> list[dict[str, Any]]:
+    """ConfigMap + Job for one model. `timeout_s` becomes the Job's activeDeadlineSeconds."""
+    name = job_name(model)
+    labels = {**LABELS, "llm-eks/model": model}
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": model, "labels": labels},
+        "data": {"config.yaml": yaml.safe_dump(config, sort_keys=False)},
+    }
+    container = {
+        "name": "inference-perf",
+        "image": INFERENCE_PERF_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["inference-perf", "--config_file", f"{CONFIG_DIR}/config.yaml"],
+        "workingDir": "/tmp",
+        "env": [
+            {"name": TOKEN_KEY, "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": TOKEN_KEY, "optional": True}}},
+            {"name": "HF_HOME", "value": "/tmp/hf"},
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+        ],
+        "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                         {"name": "scratch", "mountPath": "/tmp"}],
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": model, "labels": labels,
+                     "annotations": {"llm-eks/generator": f"inference-perf {INFERENCE_PERF_VERSION}"}},
+        "spec": {
+            "backoffLimit": 0,  # a failed benchmark is reported, not silently re-run with different numbers
+            "activeDeadlineSeconds": timeout_s,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "nodeSelector": dict(CPU_NODEPOOL),
+                    "containers": [container],
+                    "volumes": [{"name": "config", "configMap": {"name": name}},
+                                {"name": "scratch", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    return [configmap, job]
+
+
+def to_yaml(docs: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False)
