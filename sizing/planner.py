@@ -465,8 +465,10 @@ def _engine_args(w: Workload, o: _Option) -> tuple[str, ...]:
         if b.vllm_quantization:
             args += ["--quantization", b.vllm_quantization]
     else:
-        # vllm-neuron: contiguous KV, one block of max_model_len per sequence (no prefix caching).
-        args += ["--dtype", b.dtype, "--block-size", str(w.max_model_len), "--no-enable-prefix-caching"]
+        # vllm-neuron: contiguous KV, one block of max_model_len per sequence. Without prefix caching its platform
+        # sets block_size = max_model_len itself (vllm_neuron/platform.py check_and_update_config); vLLM's CLI parser
+        # refuses --block-size above 256 (0.16 CacheConfig BlockSize), so the flag is not passed.
+        args += ["--dtype", b.dtype, "--no-enable-prefix-caching"]
     return tuple(args)
 
 

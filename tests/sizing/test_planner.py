@@ -48,6 +48,9 @@ def test_llama3_8b_on_neuron_lands_where_host_ram_holds_compiling():
     assert inst.alloc_memory_mi / 1024 >= 3 * p.checkpoint_gib  # loading + compiling need ~3x the weights
     assert p.tensor_parallel_size == 2 and p.resources.accelerator_resource == "aws.amazon.com/neuron"
     assert "--max-num-seqs" in p.engine_args and p.max_num_seqs == 10
+    # vLLM's CLI parser takes --block-size only up to 256 (0.16 CacheConfig BlockSize); vllm-neuron sets
+    # block_size = max_model_len itself when prefix caching is off.
+    assert "--block-size" not in p.engine_args and "--no-enable-prefix-caching" in p.engine_args
     rejected = {r.instance_type: r.reason for r in p.rejected}
     assert "host memory" in rejected["inf2.xlarge"]
     assert_fits_node(p)
