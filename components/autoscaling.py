@@ -1,0 +1,227 @@
+"""Autoscaling on serving load: KEDA (pinned chart) scales a vLLM Deployment between `replicas.min` and `replicas.max`
+on what its replicas report to Prometheus; Karpenter adds GPU nodes for the new pods within the NodePool limit the
+plan already computed. Ray Serve on Neuron scales itself: ray_serve_autoscaling_config() gives it the same bounds,
+targets and delays.
+
+The signals, per replica (a ScaledObject's Prometheus triggers with metricType AverageValue: the HPA divides the
+query's sum by the current replicas and wants ceil(sum / threshold) replicas; the largest wish of all triggers wins):
+
+- requests waiting (`vllm:num_requests_waiting`): a queue means every batch slot or the KV cache is taken;
+- KV-cache usage (`vllm:kv_cache_usage_perc`, 0..1): long contexts fill memory before the batch is full; vLLM
+  preempts at 1.0;
+- requests running (`vllm:num_requests_running`), threshold the plan's concurrency per replica: the load signal
+  that keeps replicas while they are busy. Waiting alone cannot: once new replicas drain the queue it reads 0 and
+  would ask for the minimum, so busy replicas would be removed and the queue would come back.
+
+Scale-up adds one pod per period (a new replica needs a node, an image and the weights: minutes; adding more while
+it starts would overshoot). Scale-down waits for a stabilization window of low load and removes one pod per period;
+the removed pod then finishes its in-flight requests: the Service drops it at once, preStop sleeps 15 s, and vLLM
+(with `--shutdown-timeout`, see shutdown_timeout_seconds) waits for running requests before exiting, all inside the
+Deployment's terminationGracePeriodSeconds (120 s, components/model_server.py). The PodDisruptionBudget
+(maxUnavailable 1) concerns evictions (drains), not scale-down, and stays as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from plan.models import ModelPlan
+from plan.names import SYSTEM_NODE_LABELS
+
+from . import helm, versions
+
+NAMESPACE = "keda"
+RELEASE = "keda"
+
+# vLLM 0.19.1 metric names (vllm/v1/metrics/loggers.py PrometheusStatLogger: gauges, labels model_name and engine).
+WAITING = "vllm:num_requests_waiting"
+RUNNING = "vllm:num_requests_running"
+KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
+
+# components/model_server.py: the pod's grace period and the preStop sleep that lets the Service drop the endpoint.
+TERMINATION_GRACE_SECONDS = 120
+PRE_STOP_SECONDS = 15
+
+
+def shutdown_timeout_seconds(grace: int = TERMINATION_GRACE_SECONDS, pre_stop: int = PRE_STOP_SECONDS,
+                             margin: int = 15) -> int:
+    """vLLM 0.19.1's `--shutdown-timeout` (default 0: SIGTERM aborts in-flight requests; > 0: the engine waits up
+    to that long for them, vllm/entrypoints/launcher.py). What is left of the grace period after preStop, less a
+    margin for the process to exit before the kubelet's SIGKILL: 120 - 15 - 15 = 90 s."""
+    return grace - pre_stop - margin
+
+
+def autoscaled(model: ModelPlan) -> bool:
+    """A vLLM Deployment whose bounds leave room (Ray Serve on Neuron scales itself)."""
+    return model.server == "vllm" and model.spec.replicas.max > model.spec.replicas.min
+
+
+@dataclass(frozen=True)
+class ScalingThresholds:
+    """Per-replica targets; each becomes one trigger (running may be None to leave it out)."""
+
+    waiting_per_replica: float
+    kv_cache_usage: float  # 0 < x <= 1
+    running_per_replica: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.waiting_per_replica <= 0:
+            raise ValueError(f"waiting_per_replica must be > 0, got {self.waiting_per_replica}")
+        if not 0 < self.kv_cache_usage <= 1:
+            raise ValueError(f"kv_cache_usage is a fraction in (0, 1], got {self.kv_cache_usage}")
+        if self.running_per_replica is not None and self.running_per_replica <= 0:
+            raise ValueError(f"running_per_replica must be > 0, got {self.running_per_replica}")
+
+    @classmethod
+    def from_plan(cls, model: ModelPlan) -> "ScalingThresholds":
+        """Defaults from what sizing predicted for one replica: C requests of max_model_len L (concurrency per
+        replica) in a KV cache of K tokens.
+
+        - running: C, the load a replica was sized for;
+        - waiting: half of C (at least 1): a queue of half a replica's planned load, per replica;
+        - KV usage: C x L / K, the share of the cache the planned load takes at full length, kept within
+          [0.5, 0.85]: real requests are shorter, so crossing it means more than planned; never above 0.85, to
+          scale before vLLM preempts.
+        """
+        plan = model.plan
+        c = max(1, plan.concurrency_per_replica)
+        kv_tokens = getattr(plan.memory, "kv_cache_tokens", 0) or 0
+        planned_share = c * plan.max_model_len / kv_tokens if kv_tokens else 0.85
+        return cls(waiting_per_replica=max(1, math.ceil(c / 2)),
+                   kv_cache_usage=round(min(0.85, max(0.5, planned_share)), 2),
+                   running_per_replica=c)
+
+
+@dataclass(frozen=True)
+class ScalingBehavior:
+    polling_seconds: int = 15  # KEDA's query interval (Prometheus scrapes every 15 s)
+    scale_up_stabilization_seconds: int = 60  # the lowest wish of the last minute: a burst must last
+    scale_up_period_seconds: int = 180  # at most one new pod per period
+    scale_down_stabilization_seconds: int = 600  # the highest wish of the last 10 minutes
+    scale_down_period_seconds: int = 300  # at most one pod removed per period
+    cooldown_seconds: int = 300  # KEDA's cooldownPeriod (only used when scaling to zero, which min >= 1 forbids)
+
+
+def _selector(model: ModelPlan) -> str:
+    # Prometheus adds `namespace` from the scraped pod; only the model's vLLM pods run in its namespace.
+    return f'{{namespace="{model.namespace}"}}'
+
+
+def queries(model: ModelPlan) -> dict[str, str]:
+    sel = _selector(model)
+    return {"waiting": f"sum({WAITING}{sel})", "kv": f"sum({KV_CACHE_USAGE}{sel})", "running": f"sum({RUNNING}{sel})"}
+
+
+def _threshold(x: float) -> str:
+    return f"{x:g}"
+
+
+def scaled_object(model: ModelPlan, thresholds: ScalingThresholds, prometheus_url: str,
+                  behavior: ScalingBehavior = ScalingBehavior()) -> dict[str, Any]:
+    """The KEDA ScaledObject for one model's Deployment (name and namespace: the model's name)."""
+    if not autoscaled(model):
+        raise ValueError(f"{model.name}: no autoscaling (server {model.server}, replicas {model.spec.replicas})")
+    q = queries(model)
+
+    def trigger(name: str, query: str, threshold: float) -> dict[str, Any]:
+        return {"type": "prometheus", "name": name, "metricType": "AverageValue",
+                "metadata": {"serverAddress": prometheus_url, "query": query, "threshold": _threshold(threshold),
+                             # no pod reporting yet (all starting) reads as 0, not as an error
+                             "ignoreNullValues": "true"}}
+
+    triggers = [trigger("requests-waiting", q["waiting"], thresholds.waiting_per_replica),
+                trigger("kv-cache-usage", q["kv"], thresholds.kv_cache_usage)]
+    if thresholds.running_per_replica is not None:
+        triggers.append(trigger("requests-running", q["running"], thresholds.running_per_replica))
+    b = behavior
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": model.name, "namespace": model.namespace, "labels": {"app.kubernetes.io/part-of": "llm-eks"}},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": model.name},
+            "minReplicaCount": max(1, model.spec.replicas.min),  # vLLM reports nothing at zero: it could never wake
+            "maxReplicaCount": model.spec.replicas.max,
+            "pollingInterval": b.polling_seconds,
+            "cooldownPeriod": b.cooldown_seconds,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+                "scaleUp": {"stabilizationWindowSeconds": b.scale_up_stabilization_seconds, "selectPolicy": "Max",
+                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": b.scale_up_period_seconds}]},
+                "scaleDown": {"stabilizationWindowSeconds": b.scale_down_stabilization_seconds, "selectPolicy": "Max",
+                              "policies": [{"type": "Pods", "value": 1, "periodSeconds": b.scale_down_period_seconds}]},
+            }}},
+            "triggers": triggers,
+        },
+    }
+
+
+def ray_serve_autoscaling_config(model: ModelPlan, thresholds: ScalingThresholds,
+                                 behavior: ScalingBehavior = ScalingBehavior()) -> dict[str, Any]:
+    """Ray Serve's autoscaling_config (Ray 2.53 ray.serve.config.AutoscalingConfig) from the same bounds and
+    targets: Serve compares ongoing requests per replica (running plus queued in the replica) with
+    target_ongoing_requests, so the target is the running threshold (the planned concurrency per replica), or the
+    compiled batch if there is none; the delays are the stabilization windows above. KV usage has no Serve
+    counterpart (NxDI preallocates the cache per compiled sequence)."""
+    r = model.spec.replicas
+    target = thresholds.running_per_replica or model.plan.max_num_seqs
+    return {
+        "min_replicas": r.min,
+        "initial_replicas": r.min,
+        "max_replicas": r.max,
+        "target_ongoing_requests": target,
+        "upscale_delay_s": behavior.scale_up_stabilization_seconds,
+        "downscale_delay_s": behavior.scale_down_stabilization_seconds,
+    }
+
+
+def keda_values() -> dict[str, Any]:
+    """KEDA 2.20.2's operator, metrics API server and admission webhooks on the system nodes, with requests sized
+    for a handful of ScaledObjects (upstream's limits of 1 CPU / 1000Mi each are far above what they use)."""
+    small = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    return {
+        "nodeSelector": dict(SYSTEM_NODE_LABELS),
+        "resources": {"operator": small, "metricServer": small, "webhooks": small},
+    }
+
+
+@dataclass
+class AutoscalingArgs:
+    models: list[ModelPlan]  # every model; only autoscaled() ones get a ScaledObject
+    provider: k8s.Provider
+    prometheus_url: str  # components.monitoring.prometheus_url(): a name the chart derives, known before deploy
+    # Each model's server (its Deployment must exist before KEDA takes it over), by model name.
+    servers: dict[str, pulumi.Resource]
+    thresholds: dict[str, ScalingThresholds] = field(default_factory=dict)  # by model name; default from_plan
+    behavior: ScalingBehavior = field(default_factory=ScalingBehavior)
+    depends_on: list[pulumi.Resource] = field(default_factory=list)  # system nodes; the Prometheus release
+
+
+class Autoscaling(pulumi.ComponentResource):
+    """The KEDA release and one ScaledObject per autoscaled model; `scaled_objects` maps model name to its
+    ScaledObject's name."""
+
+    def __init__(self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llm-eks:autoscaling:Autoscaling", name, None, opts)
+        k8s_opts = dict(parent=self, provider=args.provider)
+        self.release = helm.release(
+            f"{name}-keda", RELEASE, versions.KEDA, NAMESPACE,
+            pulumi.ResourceOptions(**k8s_opts, depends_on=list(args.depends_on)),
+            values=keda_values(), create_namespace=True, timeout_seconds=helm.SYSTEM_NODES_SECONDS,
+        )
+        self.scaled_objects: dict[str, str] = {}
+        for model in filter(autoscaled, args.models):
+            thresholds = args.thresholds.get(model.name) or ScalingThresholds.from_plan(model)
+            manifest = scaled_object(model, thresholds, args.prometheus_url, args.behavior)
+            k8s.apiextensions.CustomResource(
+                f"{name}-{model.name}", api_version="keda.sh/v1alpha1", kind="ScaledObject",
+                metadata=manifest["metadata"], spec=manifest["spec"],
+                opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[self.release, args.servers[model.name],
+                                                                    *args.depends_on]),
+            )
+            self.scaled_objects[model.name] = model.name
+        self.register_outputs({"scaled_objects": self.scaled_objects})
