@@ -1,6 +1,12 @@
 """python -m sizing: size one model on one accelerator, or plan the cheapest deployment.
 
     python -m sizing --model Qwen/Qwen3-1.7B --max-model-len 8192 --concurrency 4            # plan
+    python -m sizing --model mistralai/Mistral-7B-Instruct-v0.3 --max-model-len 32768 \\
+        --concurrency 16                                       # 16 users spread: 3 x g6e.xlarge
+
+--concurrency counts the users of the whole deployment; the plan spreads them over up to --max-replicas replicas
+(default 100, the stack file's own bound, so the cheapest fleet is found; --max-replicas 1 plans one replica, as a
+stack file does by default). --max-hourly-usd caps the whole fleet. Messages name settings as the CLI's flags.
     python -m sizing --model meta-llama/Llama-3.1-8B --accelerator h100 --tp 1 \\
         --gpu-memory-utilization 0.95 --max-model-len 8192 --json                             # one budget
 

@@ -608,7 +608,8 @@ def _why_not(w: Workload, opts: list[_Option], chosen: _Option | None, n_hi: int
         last = opts[-1]  # the largest tensor-parallel degree: the most this instance type can give one replica
         tp = f"at TP {last.tp}: " if last.tp else ""
         return tp + last.problem, last.shortfall_gib
-    best = min(feasible, key=lambda o: (o.cost, o.replicas, o.tp))
+    in_bounds = [o for o in feasible if o.replicas <= n_hi]
+    best = min(in_bounds or feasible, key=lambda o: (o.cost, o.replicas, o.tp))
     if best.replicas > n_hi:
         return (f"holds it only with {best.replicas} replicas at TP {best.tp} ({best.nodes} x {inst.name}, "
                 f"${best.cost:.4g}/h); «max_replicas» is {n_hi}"), 0.0
