@@ -22,6 +22,8 @@ RESERVED_NAMES: dict[str, str] = {
     "chat-ui": "the chat UI's namespace (Open WebUI or Gradio)",
     "kuberay-system": "the KubeRay operator's namespace",
     "karpenter": "Karpenter (its Helm releases and service account)",
+    "monitoring": "the monitoring namespace (kube-prometheus-stack, DCGM exporter)",
+    "keda": "KEDA's namespace (the autoscaler of vLLM models)",
     # Node pools and node classes.
     "cpu": "the CPU NodePool and EC2NodeClass (chat UI, Ray heads)",
     "system": "the managed system node group (llm-eks/pool: system)",
