@@ -70,3 +70,30 @@ clean:
 
 preview: $(RUNTIME_STAMP)
 	$(PY) -m preview $(STACK)
+
+# The benchmark (python -m bench): the CLI runs in ./venv; its load generator, inference-perf, and the plots'
+# matplotlib in their own virtualenv, .engines/bench (requirements-bench.txt; about 0.9 GB, a minute), because
+# inference-perf needs Python >= 3.12 and pins transformers. BENCH_PYTHON: the first Python >= 3.12 found.
+#   make bench STACK=qwen-g6                         render the in-cluster Job (build/qwen-g6/bench/)
+#   make bench STACK=qwen-g6 ARGS=--apply            run it with kubectl, results copied back from its log
+#   make bench URL=http://127.0.0.1:8000/v1 ARGS='--hourly-usd 0.98'   any OpenAI server, generator run here
+BENCH_VENV   := $(ENGINES_DIR)/bench
+BENCH_STAMP  := $(BENCH_VENV)/.installed-$(shell cat requirements-bench.txt | cksum | cut -d' ' -f1)
+BENCH_PYTHON ?= $(firstword $(foreach p,python3.13 python3.12 python3 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && echo y),$(p))))
+URL    ?=
+
+.PHONY: bench bench-venv
+
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP): requirements-bench.txt
+	@test -n "$(BENCH_PYTHON)" || { echo "make bench needs Python >= 3.12 for inference-perf: set BENCH_PYTHON=/path/to/python3.12"; exit 1; }
+	@echo "== creating $(BENCH_VENV) with $(BENCH_PYTHON) and installing requirements-bench.txt (inference-perf, matplotlib); first use only"
+	@test -x $(BENCH_VENV)/bin/python || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off --quiet -r requirements-bench.txt
+	@rm -f $(BENCH_VENV)/.installed-*
+	@touch $@
+
+# With URL and no STACK on the command line, no stack: cost figures then need ARGS='--hourly-usd X'.
+bench: $(RUNTIME_STAMP) $(BENCH_STAMP)
+	$(PY) -m bench $(if $(URL),$(if $(filter command line environment,$(origin STACK)),$(STACK)) --url $(URL),$(STACK)) $(ARGS)
