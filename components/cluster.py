@@ -13,10 +13,12 @@ import pulumi_kubernetes as k8s
 from config.schema import Cluster as ClusterConfig
 from config.schema import SystemNodes
 
+from plan.names import STORAGE_CLASS, SYSTEM_NODE_LABELS
+
 from . import iam
 
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
-SYSTEM_LABEL = {"llm-eks/pool": "system"}
+SYSTEM_LABEL = SYSTEM_NODE_LABELS  # (for modules that still import it from here)
 
 
 @dataclass
@@ -126,7 +128,7 @@ class Cluster(pulumi.ComponentResource):
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str)),
-            labels=SYSTEM_LABEL,
+            labels=dict(SYSTEM_NODE_LABELS),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks, *attachments]),
         )
@@ -164,7 +166,7 @@ class Cluster(pulumi.ComponentResource):
         k8s.storage.v1.StorageClass(
             f"{name}-gp3",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="gp3-encrypted", annotations={"storageclass.kubernetes.io/is-default-class": "true"},
+                name=STORAGE_CLASS, annotations={"storageclass.kubernetes.io/is-default-class": "true"},
             ),
             provisioner="ebs.csi.aws.com",
             parameters={"type": "gp3", "encrypted": "true", "fsType": "ext4"},

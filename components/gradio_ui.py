@@ -12,10 +12,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from plan.names import CHAT_UI_NAMESPACE
+from plan.stack import ChatTarget
+
 from . import versions
 from .scheduling import cpu_placement
 
-NAMESPACE = "chat-ui"
+NAMESPACE = CHAT_UI_NAMESPACE
 APP_ROOT = "/opt/llm-eks"
 PORT = 7860
 SOURCE = Path(__file__).resolve().parents[1] / "chat_ui"
@@ -64,8 +67,8 @@ def deployment_spec(base_url: str, model: str, title: str) -> dict[str, Any]:
 
 
 class GradioChat(pulumi.ComponentResource):
-    def __init__(self, name: str, base_url: pulumi.Input[str], model: str, provider: k8s.Provider,
-                 depends_on: list[pulumi.Resource], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, target: ChatTarget, provider: k8s.Provider, depends_on: list[pulumi.Resource],
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-eks:ui:GradioChat", name, None, opts)
         k8s_opts = dict(parent=self, provider=provider)
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}},
@@ -75,7 +78,7 @@ class GradioChat(pulumi.ComponentResource):
                                      data=app_files(), opts=in_ns)
         k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata={"name": "gradio-chat", "namespace": NAMESPACE, "labels": LABELS},
-            spec=pulumi.Output.from_input(base_url).apply(lambda url: deployment_spec(url, model, f"{model} on llm-eks")),
+            spec=deployment_spec(target.endpoint, target.model, f"{target.model} on llm-eks"),
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, code, *depends_on]),
         )
         k8s.core.v1.Service(

@@ -17,13 +17,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from config.planning import ModelPlan
+from plan.names import CPU_POOL, KUBE_SYSTEM
+from plan.stack import StackPlan
 
 from . import helm, iam, node_pools, versions
-from .scheduling import CPU_POOL, accelerator_pool
+from .scheduling import system_placement
 
 IAM_DATA = json.loads((Path(__file__).parent / "data" / "karpenter-iam.json").read_text())
-NAMESPACE = "kube-system"
+NAMESPACE = KUBE_SYSTEM
 SERVICE_ACCOUNT = "karpenter"
 
 
@@ -41,7 +42,7 @@ def karpenter_values(cluster_name: str, queue_name: pulumi.Input[str]) -> dict:
         "settings": {"clusterName": cluster_name, "interruptionQueue": queue_name},
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
         "replicas": 2,  # required anti-affinity: one per system node
-        "nodeSelector": {"llm-eks/pool": "system"},
+        **system_placement(),
         "controller": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}},
     }
 
@@ -51,7 +52,7 @@ class KarpenterArgs:
     cluster_name: str
     region: str
     account_id: str
-    plans: list[ModelPlan]
+    stack: StackPlan
     provider: k8s.Provider
     cluster: pulumi.Resource  # the EKS cluster: what names it by a plain string must still wait for it
     system_nodes: pulumi.Resource
@@ -131,36 +132,29 @@ class Karpenter(pulumi.ComponentResource):
             skip_crds=True,  # the karpenter-crd release owns (and upgrades) the CRDs
         )
 
-        # Node classes: one per kind of node; accelerator ones sized for the largest plan that uses them.
-        def node_class(kind: str, disk_gib: int) -> k8s.apiextensions.CustomResource:
-            return k8s.apiextensions.CustomResource(
+        # Node classes: the CPU one and one per accelerator vendor, each disk sized by the plan.
+        self.node_classes: dict[str, k8s.apiextensions.CustomResource] = {
+            kind: k8s.apiextensions.CustomResource(
                 f"{name}-class-{kind}", api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
                 metadata={"name": kind},
-                spec=self.node_role.name.apply(lambda role: node_pools.node_class_spec(
-                    cluster_name=cluster, node_role=role, disk_gib=disk_gib, tags=tags)),
+                spec=self.node_role.name.apply(lambda role, disk=disk: node_pools.node_class_spec(
+                    cluster_name=cluster, node_role=role, disk_gib=disk, tags=tags)),
                 opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[self.release, args.coredns]),
             )
-
-        self.node_classes: dict[str, k8s.apiextensions.CustomResource] = {CPU_POOL: node_class(CPU_POOL, node_pools.CPU_DISK_GIB)}
-        for vendor in sorted({p.plan.vendor for p in args.plans}):
-            disk = max(p.plan.node_disk_gib for p in args.plans if p.plan.vendor == vendor)
-            self.node_classes[vendor] = node_class(vendor, disk)
+            for kind, disk in args.stack.node_class_disks.items()
+        }
 
         self.node_pools: dict[str, k8s.apiextensions.CustomResource] = {}
         self.node_pools[CPU_POOL] = k8s.apiextensions.CustomResource(
             f"{name}-pool-{CPU_POOL}", api_version="karpenter.sh/v1", kind="NodePool", metadata={"name": CPU_POOL},
-            spec=node_pools.cpu_pool_spec(node_class=CPU_POOL),
+            spec=node_pools.cpu_pool_spec(),
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[self.node_classes[CPU_POOL]]),
         )
-        for p in args.plans:
-            pool = accelerator_pool(p.name)
-            self.node_pools[p.name] = k8s.apiextensions.CustomResource(
-                f"{name}-pool-{pool}", api_version="karpenter.sh/v1", kind="NodePool", metadata={"name": pool},
-                spec=node_pools.accelerator_pool_spec(
-                    model_name=p.name, plan=p.plan, node_class=p.plan.vendor, capacity_type=p.spec.capacity_type,
-                    max_replicas=p.spec.replicas.max, surge=p.rollout_surge,
-                ),
-                opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[self.node_classes[p.plan.vendor]]),
+        for m in args.stack.models:
+            self.node_pools[m.name] = k8s.apiextensions.CustomResource(
+                f"{name}-pool-{m.pool}", api_version="karpenter.sh/v1", kind="NodePool", metadata={"name": m.pool},
+                spec=node_pools.accelerator_pool_spec(m),
+                opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[self.node_classes[m.plan.vendor]]),
             )
 
         self.register_outputs({"node_role": self.node_role.name, "queue": queue.name})

@@ -6,9 +6,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import helm, versions
-from .cluster import SYSTEM_LABEL
+from plan.names import KUBERAY_NAMESPACE
 
-NAMESPACE = "kuberay-system"
+from .scheduling import system_placement
+
+NAMESPACE = KUBERAY_NAMESPACE
 
 
 class KubeRayOperator(pulumi.ComponentResource):
@@ -16,7 +18,7 @@ class KubeRayOperator(pulumi.ComponentResource):
         super().__init__("llm-eks:serving:KubeRayOperator", name, None, opts)
         self.release = helm.release(
             f"{name}-release", "kuberay-operator", versions.KUBERAY_OPERATOR, NAMESPACE,
-            pulumi.ResourceOptions(parent=self, provider=provider), values={"nodeSelector": SYSTEM_LABEL},
+            pulumi.ResourceOptions(parent=self, provider=provider), values=system_placement(),
             create_namespace=True, timeout_seconds=helm.SYSTEM_NODES_SECONDS,
         )
         self.register_outputs({})

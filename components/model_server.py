@@ -13,42 +13,33 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config.planning import ModelPlan
-from sizing.planner import k8s_allowances
+from plan.models import SERVE_PORT, ModelPlan
+from plan.names import DO_NOT_DISRUPT, MODEL_LABEL
 
 from . import versions
 from .model_namespace import disruption_budget, namespace_with_token, token_env
-from .scheduling import MODEL_LABEL, accelerator_pool, pod_placement
+from .scheduling import pod_placement
 
-PORT = 8000
+PORT = SERVE_PORT
+STARTUP_PROBE_PERIOD_SECONDS = 10
 
 
 def labels(model: ModelPlan) -> dict[str, str]:
     return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": model.name, MODEL_LABEL: model.name}
 
 
-def startup_failure_threshold(model: ModelPlan, period: int = 10) -> int:
-    k = k8s_allowances()
-    seconds = k["startup_base_seconds"] + k["startup_seconds_per_gib"] * model.plan.checkpoint_gib
-    return math.ceil(seconds / period)
-
-
-def vllm_args(model: ModelPlan) -> list[str]:
-    return [model.spec.model, "--host", "0.0.0.0", "--port", str(PORT), *model.plan.engine_args, *model.spec.extra_engine_args]
-
-
 def pod_spec(model: ModelPlan) -> dict[str, Any]:
     plan, res = model.plan, model.plan.resources
     probe = {"httpGet": {"path": "/health", "port": "http"}}
     return {
-        **pod_placement(plan.vendor, accelerator_pool(model.name)),
+        **pod_placement(plan.vendor, model.pool),
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 120,
         "containers": [{
             "name": "vllm",
             "image": versions.VLLM_IMAGE,
             "command": ["vllm", "serve"],
-            "args": vllm_args(model),
+            "args": list(model.server_args),
             "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
             "env": [
                 token_env(),
@@ -57,7 +48,8 @@ def pod_spec(model: ModelPlan) -> dict[str, Any]:
             ],
             "resources": {"requests": res.requests(), "limits": res.limits()},
             # Weight download, load and CUDA-graph capture take minutes; liveness only starts after this succeeds.
-            "startupProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": startup_failure_threshold(model)},
+            "startupProbe": {**probe, "periodSeconds": STARTUP_PROBE_PERIOD_SECONDS, "timeoutSeconds": 5,
+                             "failureThreshold": math.ceil(model.startup_seconds / STARTUP_PROBE_PERIOD_SECONDS)},
             "readinessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
             "livenessProbe": {**probe, "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 5},
             # Let the Service drop the endpoint before vLLM receives SIGTERM.
@@ -75,15 +67,15 @@ def pod_spec(model: ModelPlan) -> dict[str, Any]:
 
 def deployment_spec(model: ModelPlan) -> dict[str, Any]:
     return {
-        "replicas": model.spec.replicas.min,
+        "replicas": model.plan.replicas,
         "selector": {"matchLabels": labels(model)},
         # A new pod comes up (on a surge node the NodePool's limit allows) before the old one goes.
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": model.rollout_surge, "maxUnavailable": 0}},
         "template": {
             "metadata": {
                 "labels": labels(model),
                 # Karpenter never consolidates or drifts a node while this pod runs on it.
-                "annotations": {"karpenter.sh/do-not-disrupt": "true"},
+                "annotations": dict(DO_NOT_DISRUPT),
             },
             "spec": pod_spec(model),
         },
@@ -107,7 +99,7 @@ class ModelServer(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-eks:serving:ModelServer", name, None, opts)
         model = args.model
-        ns_name = model.name
+        ns_name = model.namespace
         k8s_opts = dict(parent=self, provider=args.provider)
         namespace, secret = namespace_with_token(name, ns_name, args.hf_token, pulumi.ResourceOptions(**k8s_opts))
         in_ns = pulumi.ResourceOptions(**k8s_opts, depends_on=[namespace])
@@ -128,5 +120,5 @@ class ModelServer(pulumi.ComponentResource):
             spec=disruption_budget(labels(model)),
             opts=in_ns,
         )
-        self.endpoint = pulumi.Output.from_input(f"http://{model.name}.{ns_name}.svc.cluster.local:{PORT}/v1")
+        self.endpoint = pulumi.Output.from_input(model.endpoint)
         self.register_outputs({"endpoint": self.endpoint})

@@ -11,16 +11,17 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import helm, versions
-from .cluster import SYSTEM_LABEL
+from plan.names import KUBE_SYSTEM, SYSTEM_NODE_LABELS
 
-NAMESPACE = "kube-system"
+NAMESPACE = KUBE_SYSTEM
 
 
 def neuron_values() -> dict:
     """The scheduler pods run on the system nodes; the node problem detector is off (it would need its own IAM and
     is not what serves the model); the device plugin keeps the chart's Neuron-instance affinity and taint toleration."""
     return {
-        "scheduler": {"enabled": True, "nodeSelector": SYSTEM_LABEL, "customScheduler": {"nodeSelector": SYSTEM_LABEL}},
+        "scheduler": {"enabled": True, "nodeSelector": SYSTEM_NODE_LABELS,
+                      "customScheduler": {"nodeSelector": SYSTEM_NODE_LABELS}},
         "npd": {"enabled": False},
     }
 

@@ -9,16 +9,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import helm, versions
-from .scheduling import NVIDIA_TAINT
+from plan.names import ACCELERATOR_LABEL, KUBE_SYSTEM, NVIDIA_TAINT
 
-NAMESPACE = "kube-system"
+NAMESPACE = KUBE_SYSTEM
 
 
 def plugin_values() -> dict:
     """Runs where GPU NodePools put the label the chart's own affinity requires (nvidia.com/gpu.present), tolerating
     their taint; fails loudly when a node has no driver instead of advertising zero GPUs."""
     return {
-        "nodeSelector": {"llm-eks/accelerator": "nvidia"},
+        "nodeSelector": {ACCELERATOR_LABEL: "nvidia"},
         "tolerations": [
             {"key": NVIDIA_TAINT["key"], "operator": "Exists", "effect": NVIDIA_TAINT["effect"]},
             {"key": "CriticalAddonsOnly", "operator": "Exists"},

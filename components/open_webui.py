@@ -10,9 +10,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import helm, versions
+from plan.names import CHAT_UI_NAMESPACE, STORAGE_CLASS
+from plan.stack import ChatTarget
+
 from .scheduling import cpu_placement
 
-NAMESPACE = "chat-ui"
+NAMESPACE = CHAT_UI_NAMESPACE
 
 
 def open_webui_values(endpoints: list[str]) -> dict:
@@ -24,20 +27,20 @@ def open_webui_values(endpoints: list[str]) -> dict:
         "openaiBaseApiUrls": endpoints,
         # The in-cluster servers take no API key; Open WebUI requires one value per URL.
         "openaiApiKeys": ["EMPTY"] * len(endpoints),
-        "persistence": {"enabled": True, "size": "2Gi", "storageClass": "gp3-encrypted"},
+        "persistence": {"enabled": True, "size": "2Gi", "storageClass": STORAGE_CLASS},
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         **cpu_placement(),
     }
 
 
 class OpenWebUI(pulumi.ComponentResource):
-    def __init__(self, name: str, endpoints: pulumi.Input[list[str]], provider: k8s.Provider,
+    def __init__(self, name: str, targets: tuple[ChatTarget, ...], provider: k8s.Provider,
                  depends_on: list[pulumi.Resource], opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-eks:ui:OpenWebUI", name, None, opts)
         self.release = helm.release(
             f"{name}-release", "open-webui", versions.OPEN_WEBUI, NAMESPACE,
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on),
-            values=pulumi.Output.from_input(endpoints).apply(open_webui_values), create_namespace=True,
+            values=open_webui_values([t.endpoint for t in targets]), create_namespace=True,
             timeout_seconds=helm.NEW_NODE_SECONDS,  # a CPU node from Karpenter, a gp3 volume, a large image
         )
         self.url = f"http://open-webui.{NAMESPACE}.svc.cluster.local"

@@ -19,21 +19,20 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from config.planning import ModelPlan
-from serving.settings import EngineSettings, to_env
+from plan.models import SERVE_PORT, ModelPlan
+from plan.names import DO_NOT_DISRUPT, MODEL_LABEL
+from serving.settings import to_env
 
 from . import versions
 from .model_namespace import disruption_budget, namespace_with_token, token_env
-from .scheduling import MODEL_LABEL, accelerator_pool, cpu_placement, pod_placement
+from .scheduling import cpu_placement, pod_placement
 
 SERVING = Path(__file__).resolve().parents[1] / "serving"
 APP_SUFFIXES = (".py", ".jinja")  # the serve app's modules and the chat templates it ships
 APP_HASH_ANNOTATION = "llm-eks/serve-app-sha256"
-DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
 APP_ROOT = "/opt/llm-eks"  # the ConfigMap is mounted at APP_ROOT/serving, so `serving.ray_app` imports
 CONFIG_MAP = "serve-app"
 WORKER_GROUP = "neuron"
-SERVE_PORT = 8000
 # The head runs the GCS, dashboard, Serve controller and HTTP proxy, no replicas (num-cpus 0).
 HEAD_RESOURCES = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
 # A cold start pulls a multi-GB image, downloads the weights and compiles the model for NeuronCores (10-20 minutes
@@ -41,18 +40,9 @@ HEAD_RESOURCES = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory"
 INITIALIZING_TIMEOUT = "2h"
 
 
-def engine_settings(model: ModelPlan) -> EngineSettings:
-    plan = model.plan
-    return EngineSettings(
-        model=model.spec.model, served_model_name=model.spec.model, max_model_len=plan.max_model_len,
-        max_num_seqs=plan.max_num_seqs, tensor_parallel_size=plan.tensor_parallel_size, dtype=plan.dtype,
-        block_size=plan.max_model_len, enable_prefix_caching=False,
-    )
-
-
 def compiled_artifacts_dir(model: ModelPlan) -> str:
     """One folder per compiled shape: NxDI reloads whatever it finds there, even if the engine arguments changed."""
-    s = engine_settings(model)
+    s = model.engine_settings
     slug = re.sub(r"[^a-z0-9]+", "-", s.model.lower()).strip("-")
     return f"/data/neuron-compiled/{slug}-tp{s.tensor_parallel_size}-len{s.max_model_len}-bs{s.max_num_seqs}"
 
@@ -77,7 +67,7 @@ def worker_command() -> str:
 
 def serve_config(model: ModelPlan) -> str:
     """serveConfigV2: one application, one deployment whose replicas each take the plan's NeuronCores."""
-    s, replicas = engine_settings(model), model.spec.replicas
+    s, replicas = model.engine_settings, model.spec.replicas
     deployment: dict[str, Any] = {
         "name": "llm",
         # Serve admits up to twice the compiled batch per replica; vLLM queues what exceeds the batch.
@@ -92,7 +82,7 @@ def serve_config(model: ModelPlan) -> str:
             "min_replicas": replicas.min, "max_replicas": replicas.max, "target_ongoing_requests": s.max_num_seqs,
         }
     else:
-        deployment["num_replicas"] = replicas.min
+        deployment["num_replicas"] = model.plan.replicas
     app = {"name": "llm", "import_path": "serving.ray_app:app", "route_prefix": "/", "deployments": [deployment]}
     return yaml.safe_dump({"applications": [app]}, sort_keys=False)
 
@@ -138,7 +128,7 @@ def head_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
 
 def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
     plan, replicas, res = model.plan, model.spec.replicas, model.plan.resources
-    settings = engine_settings(model)
+    settings = model.engine_settings
     volume, mount = _app_volume()
     env = [
         *_common_env(),
@@ -151,7 +141,7 @@ def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
     ]
     return {
         "groupName": WORKER_GROUP,
-        "replicas": replicas.min,
+        "replicas": model.plan.replicas,
         "minReplicas": replicas.min,
         "maxReplicas": replicas.max,
         # A replica asks Ray for `neuron_cores`; the pod offers exactly its planned cores (Ray sets
@@ -163,7 +153,7 @@ def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
             "metadata": {"labels": {MODEL_LABEL: model.name},
                          "annotations": {**DO_NOT_DISRUPT, APP_HASH_ANNOTATION: code_hash}},
             "spec": {
-                **pod_placement(plan.vendor, accelerator_pool(model.name)),
+                **pod_placement(plan.vendor, model.pool),
                 "containers": [{
                     "name": "ray-worker",
                     "image": versions.NEURON_VLLM_IMAGE,
@@ -199,11 +189,6 @@ def ray_service_spec(model: ModelPlan, code_hash: str) -> dict[str, Any]:
     return {"serveConfigV2": serve_config(model), "upgradeStrategy": {"type": "NewCluster"}, "rayClusterConfig": cluster}
 
 
-def serve_endpoint(model: ModelPlan) -> str:
-    """KubeRay's Serve service for the RayService: <name>-serve-svc."""
-    return f"http://{model.name}-serve-svc.{model.name}.svc.cluster.local:{SERVE_PORT}/v1"
-
-
 @dataclass
 class RayServiceArgs:
     model: ModelPlan
@@ -222,7 +207,7 @@ class LLMRayService(pulumi.ComponentResource):
     def __init__(self, name: str, args: RayServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-eks:serving:LLMRayService", name, None, opts)
         model = args.model
-        ns = model.name
+        ns = model.namespace
         k8s_opts = dict(parent=self, provider=args.provider)
         namespace, secret = namespace_with_token(name, ns, args.hf_token, pulumi.ResourceOptions(**k8s_opts))
         in_ns = pulumi.ResourceOptions(**k8s_opts, depends_on=[namespace])
@@ -243,5 +228,5 @@ class LLMRayService(pulumi.ComponentResource):
             spec=disruption_budget({"ray.io/group": WORKER_GROUP, MODEL_LABEL: model.name}),
             opts=in_ns,
         )
-        self.endpoint = pulumi.Output.from_input(serve_endpoint(model))
+        self.endpoint = pulumi.Output.from_input(model.endpoint)
         self.register_outputs({"endpoint": self.endpoint})

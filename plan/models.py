@@ -1,10 +1,14 @@
-"""From the validated stack config to one sizing plan per model, blaming the right key when a model cannot be placed.
+"""Each served model planned once: the sizing plan, and everything components derive from it (the server's
+arguments, the Neuron engine settings, the rollout surge, node limits, probe budget), blaming the right stack key
+when a model cannot be placed.
 
-Runs before any resource is registered, so a model that does not fit fails the program cleanly.
+Runs before any resource is registered, so a model that does not fit fails the program cleanly. Components read
+these fields and never call into sizing themselves.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +17,14 @@ from sizing import errors as sizing_errors
 from sizing.architecture import Architecture, from_config
 from sizing.errors import SizingError
 from sizing.memory import check_context
-from sizing.planner import DeploymentPlan, Workload, plan
+from sizing.planner import DeploymentPlan, Workload, k8s_allowances, plan
 
-from .loader import ConfigError
-from .names import SERVER_FLAGS
-from .schema import PROJECT, Model, StackConfig
+from config.loader import ConfigError
+from config.names import SERVER_FLAGS
+from config.schema import PROJECT, Model, StackConfig
+from serving.settings import EngineSettings
+
+from .names import DEVICE_RESOURCES
 
 MODEL_KEYS = {field.alias or name for name, field in Model.model_fields.items()}
 TOP_LEVEL_KEYS = {"spread_zones": "environment"}  # sizing settings that come from a stack-wide key
@@ -25,27 +32,73 @@ TOP_LEVEL_KEYS = {"spread_zones": "environment"}  # sizing settings that come fr
 REPO = Path(__file__).resolve().parents[1]
 
 
+SERVE_PORT = 8000  # vLLM's OpenAI server and Ray Serve's HTTP proxy
+DEPLOYMENT_SURGE = 1  # a vLLM Deployment's RollingUpdate maxSurge: one new pod before an old one goes
+
+
 @dataclass(frozen=True)
 class ModelPlan:
-    """One served model: its stack settings and the plan sizing made for it."""
+    """One served model: its stack settings, the plan sizing made for it, and what the components deploy from it."""
 
     spec: Model
     plan: DeploymentPlan
+    server: str  # "vllm" (vLLM's OpenAI server, GPUs) | "rayserve" (Ray Serve on KubeRay, Neuron, as the seeds do)
+    server_args: tuple[str, ...]  # vLLM: `vllm serve` argv; Ray Serve: the same flags, for the record (plan.json)
+    engine_settings: EngineSettings | None  # Ray Serve: what the serve app builds vLLM from
+    rollout_surge: int  # replicas an update runs beside the old ones
+    max_nodes: int  # nodes of the planned type at max replicas plus the surge: the NodePool limit
+    node_limits: dict[str, str]  # the NodePool's Karpenter limits for max_nodes
+    startup_seconds: int  # image pull, download and load (Neuron: compile) before the server must answer
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     @property
-    def rollout_surge(self) -> int:
-        """Extra replicas an update starts before stopping old ones: a Deployment surges one pod; a RayService
-        (upgradeStrategy NewCluster) starts a whole new cluster of min replicas."""
-        return max(1, self.spec.replicas.min) if self.server == "rayserve" else 1
+    def namespace(self) -> str:
+        return self.spec.name
 
     @property
-    def server(self) -> str:
-        """vLLM's OpenAI server on GPUs; Ray Serve on KubeRay on Neuron (as the seeds deploy it)."""
-        return "rayserve" if self.plan.vendor == "neuron" else "vllm"
+    def pool(self) -> str:
+        """The model's own NodePool (limited to its instance type), named after it."""
+        return self.spec.name
+
+    @property
+    def endpoint(self) -> str:
+        """The in-cluster OpenAI base URL: the model's Service, or KubeRay's `<name>-serve-svc` for Ray Serve."""
+        service = self.name if self.server == "vllm" else f"{self.name}-serve-svc"
+        return f"http://{service}.{self.namespace}.svc.cluster.local:{SERVE_PORT}/v1"
+
+
+def _neuron_settings(model: Model, engine_args: tuple[str, ...]) -> EngineSettings:
+    """The serve app's settings, read off the planner's vllm-neuron arguments (one source for both)."""
+    flags = _plan_flags(engine_args)
+    return EngineSettings(
+        model=model.model, served_model_name=model.model, max_model_len=int(flags["max-model-len"]),
+        max_num_seqs=int(flags["max-num-seqs"]), tensor_parallel_size=int(flags["tensor-parallel-size"]),
+        dtype=flags["dtype"], block_size=int(flags.get("block-size", flags["max-model-len"])),  # TODO(lead): settle with serving
+        enable_prefix_caching="--no-enable-prefix-caching" not in engine_args,
+    )
+
+
+def _derived(model: Model, planned: DeploymentPlan) -> ModelPlan:
+    server = "rayserve" if planned.vendor == "neuron" else "vllm"
+    # A RayService (upgradeStrategy NewCluster) starts a whole second cluster of min replicas for an upgrade.
+    surge = max(1, model.replicas.min) if server == "rayserve" else DEPLOYMENT_SURGE
+    inst = catalog.instance(planned.instance_type)
+    nodes = math.ceil((model.replicas.max + surge) / planned.replicas_per_node)
+    limits = {DEVICE_RESOURCES[planned.vendor]: str(nodes * inst.count), "cpu": str(nodes * inst.vcpu),
+              "memory": f"{nodes * inst.memory_gib}Gi"}
+    k = k8s_allowances()
+    startup = math.ceil(k["startup_base_seconds"] + k["startup_seconds_per_gib"] * planned.checkpoint_gib)
+    if server == "vllm":
+        args = (model.model, "--host", "0.0.0.0", "--port", str(SERVE_PORT), *planned.engine_args,
+                *model.extra_engine_args)
+        settings = None
+    else:
+        args, settings = planned.engine_args, _neuron_settings(model, planned.engine_args)
+    return ModelPlan(spec=model, plan=planned, server=server, server_args=tuple(args), engine_settings=settings,
+                     rollout_surge=surge, max_nodes=nodes, node_limits=limits, startup_seconds=startup)
 
 
 def _key(i: int, field: str | None = None) -> str:
@@ -170,7 +223,15 @@ def architecture(model: Model, i: int) -> Architecture:
         raise ConfigError(f"{_key(i, 'config' if model.config else 'model')}: {exc}") from None
 
 
-def plan_model(model: Model, i: int) -> ModelPlan:
+def spread_zones(config: StackConfig) -> int:
+    """prod spreads each model's replicas over the stack's zones (at least two replicas on two nodes); dev does not."""
+    if config.environment != "prod":
+        return 1
+    zone_ids = getattr(config.network, "zone_ids", None)
+    return len(zone_ids) if zone_ids else config.network.availability_zones
+
+
+def plan_model(model: Model, i: int, zones: int = 1) -> ModelPlan:
     arch = architecture(model, i)
     try:
         check_context(arch, model.max_model_len)
@@ -181,9 +242,10 @@ def plan_model(model: Model, i: int) -> ModelPlan:
         family=model.accelerator, instance_type=model.instance_type, tensor_parallel_size=model.tensor_parallel_size,
         max_hourly_usd=model.max_hourly_usd, dtype=model.dtype, kv_cache_dtype=model.kv_cache_dtype,
         quantization=model.quantization, gpu_memory_utilization=model.gpu_memory_utilization,
+        min_replicas=model.replicas.min, max_replicas=model.replicas.max, spread_zones=zones,
     )
     try:
-        planned = ModelPlan(model, plan(workload))
+        planned = _derived(model, plan(workload))
     except SizingError as exc:
         raise ConfigError(f"{_blamed_key(exc, model, i)}: {exc}") from None
     check_extra_engine_args(model, i, planned.plan.engine_args, planned.server)
@@ -191,4 +253,6 @@ def plan_model(model: Model, i: int) -> ModelPlan:
 
 
 def plan_models(config: StackConfig) -> list[ModelPlan]:
-    return [plan_model(m, i) for i, m in enumerate(config.models)]
+    """Every model of the stack, in stack-file order (prod spreads replicas over zones)."""
+    zones = spread_zones(config)
+    return [plan_model(m, i, zones) for i, m in enumerate(config.models)]

@@ -19,7 +19,9 @@ from rich.table import Table
 from rich.tree import Tree
 
 from config import ConfigError, load_stack_config
-from config.planning import ModelPlan, plan_models
+from plan.cost import Cost
+from plan.models import ModelPlan
+from plan.stack import plan_stack
 from sizing.report import budget_table
 
 from . import render
@@ -72,7 +74,7 @@ def _tree(run: StackRun) -> Tree:
     return root
 
 
-def _cost_table(cost: render.Cost) -> Table:
+def _cost_table(cost: Cost) -> Table:
     t = Table(title="monthly cost estimate (on-demand, us-east-1, at minimum replicas)", box=box.SIMPLE)
     for col, just in (("item", "left"), ("detail", "left"), ("$/h", "right"), ("$/month", "right")):
         t.add_column(col, justify=just)
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         raw, secrets = read_stack_config(path)
         config = load_stack_config(raw, set(secrets), stack=args.stack)
-        plans = plan_models(config)
+        stack_plan = plan_stack(config)
         run = run_stack(args.stack, raw, secrets)
     except (StackFileError, ConfigError, pulumi.RunError) as exc:
         print(f"{where}: {exc}", file=sys.stderr)
@@ -101,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in dict.fromkeys(run.warnings):  # what `pulumi up` would warn about (pulumi.log.warn), once each
         print(f"{where}: warning: {warning}", file=sys.stderr)
 
-    nat = len(run.by_type("aws:ec2/natGateway:NatGateway"))
-    cost = render.monthly_cost(config, plans, nat)
+    plans, cost = list(stack_plan.models), stack_plan.cost
     out_dir = Path(args.out) / args.stack
     written = render.write(run, out_dir, render.plan_document(run, plans, cost))
     if not args.quiet:

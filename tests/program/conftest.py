@@ -7,7 +7,7 @@ import functools
 import pytest
 
 from config import load_stack_config
-from config.planning import plan_models
+from plan.stack import plan_stack
 from preview import render
 from preview.harness import available_stacks, read_stack_config, run_stack, stack_file
 
@@ -18,7 +18,7 @@ STACKS = available_stacks()
 def recorded(stack: str):
     raw, secrets = read_stack_config(stack_file(stack))
     config = load_stack_config(raw, set(secrets))
-    return config, plan_models(config), run_stack(stack, raw, secrets)
+    return config, list(plan_stack(config).models), run_stack(stack, raw, secrets)
 
 
 @pytest.fixture(params=STACKS)

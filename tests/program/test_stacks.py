@@ -8,7 +8,8 @@ from pathlib import Path
 
 from components import versions
 from components.karpenter import IAM_DATA, substitute
-from components.scheduling import NEURON_SCHEDULER
+from plan.names import NEURON_SCHEDULER
+from plan.stack import plan_stack
 from preview import render
 from preview.harness import PLACEHOLDER_TOKEN, SECRET, available_stacks
 from sizing import catalog
@@ -156,7 +157,7 @@ def test_node_pool_disks_hold_image_and_weights(plans, manifests):
 def test_the_token_never_leaves_pulumi_secrets(stack, run, tmp_path):
     secret = next(r for r in run.resources if r.type == "kubernetes:core/v1:Secret")
     assert secret.plain_inputs()["stringData"] == {"HF_TOKEN": SECRET}
-    cost = render.monthly_cost(recorded(stack)[0], recorded(stack)[1], 1)
+    cost = plan_stack(recorded(stack)[0]).cost
     files = render.write(run, tmp_path, render.plan_document(run, recorded(stack)[1], cost))
     for path in [*files, tmp_path / "plan.json"]:
         assert PLACEHOLDER_TOKEN not in Path(path).read_text()
