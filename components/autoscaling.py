@@ -33,15 +33,15 @@ import pulumi_kubernetes as k8s
 from plan.models import ModelPlan
 from plan.names import SYSTEM_NODE_LABELS
 
-from . import helm, versions
+from . import helm, metrics, versions
 
 NAMESPACE = "keda"
 RELEASE = "keda"
 
-# vLLM 0.19.1 metric names (vllm/v1/metrics/loggers.py PrometheusStatLogger: gauges, labels model_name and engine).
-WAITING = "vllm:num_requests_waiting"
-RUNNING = "vllm:num_requests_running"
-KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
+# vLLM 0.19.1 metric names and PromQL: components/metrics.py (held against a live vLLM /metrics by its tests).
+WAITING = metrics.NUM_REQUESTS_WAITING
+RUNNING = metrics.NUM_REQUESTS_RUNNING
+KV_CACHE_USAGE = metrics.KV_CACHE_USAGE
 
 # components/model_server.py: the pod's grace period and the preStop sleep that lets the Service drop the endpoint.
 TERMINATION_GRACE_SECONDS = 120
@@ -107,14 +107,17 @@ class ScalingBehavior:
     cooldown_seconds: int = 300  # KEDA's cooldownPeriod (only used when scaling to zero, which min >= 1 forbids)
 
 
-def _selector(model: ModelPlan) -> str:
-    # Prometheus adds `namespace` from the scraped pod; only the model's vLLM pods run in its namespace.
-    return f'{{namespace="{model.namespace}"}}'
+def running_total_query(namespace: str, model: str | None = None) -> str:
+    """Requests running over all replicas (components/metrics.py has the per-replica form only)."""
+    return f"sum({metrics.NUM_REQUESTS_RUNNING}{metrics.selector(namespace, model)})"
 
 
 def queries(model: ModelPlan) -> dict[str, str]:
-    sel = _selector(model)
-    return {"waiting": f"sum({WAITING}{sel})", "kv": f"sum({KV_CACHE_USAGE}{sel})", "running": f"sum({RUNNING}{sel})"}
+    """Sums over the model's pods (Prometheus adds `namespace` from the scraped pod; only the model's vLLM pods run in
+    its namespace): an AverageValue trigger divides them by the replica count."""
+    ns = model.namespace
+    return {"waiting": metrics.waiting_total_query(ns), "kv": metrics.kv_cache_usage_total_query(ns),
+            "running": running_total_query(ns)}
 
 
 def _threshold(x: float) -> str:

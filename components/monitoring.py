@@ -17,10 +17,8 @@ with SigV4 (a TriggerAuthentication using Pod Identity); the monitors below stay
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -30,6 +28,7 @@ from plan.models import ModelPlan
 from plan.names import ACCELERATOR_LABEL, MODEL_LABEL, NVIDIA_TAINT, STORAGE_CLASS, SYSTEM_NODE_LABELS
 
 from . import helm, versions
+from .dashboards import vllm as vllm_dashboard
 from .model_server import labels as vllm_labels
 
 NAMESPACE = "monitoring"
@@ -37,7 +36,6 @@ RELEASE = "kube-prometheus-stack"
 DCGM_RELEASE = "dcgm-exporter"
 PROMETHEUS_PORT = 9090  # prometheus.service.port
 GRAFANA_PORT = 80  # the grafana subchart's service.port
-DASHBOARDS = Path(__file__).resolve().parent / "dashboards"
 # kube-prometheus-stack's Grafana sidecar loads every ConfigMap with this label (grafana.sidecar.dashboards).
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 SCRAPE_INTERVAL = "15s"  # KEDA polls every 15 s; the chart's default (30 s) would halve how fresh its signal is
@@ -242,47 +240,28 @@ def monitors(models: list[ModelPlan], dcgm: bool | None = None) -> list[dict[str
 # --------------------------------------------------------------------------- dashboards
 
 
-def load_dashboards(folder: Path = DASHBOARDS) -> dict[str, dict[str, Any]]:
-    """The Grafana dashboards kept in the repository (components/dashboards/*.json), by file name."""
-    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
-
-
-def _constant(name: str, label: str, value: str) -> dict[str, Any]:
-    return {"type": "constant", "name": name, "label": label, "hide": 2, "query": value,
-            "current": {"text": value, "value": value}, "options": [{"text": value, "value": value, "selected": True}]}
-
-
-def dashboard_for(dashboard: dict[str, Any], model: ModelPlan) -> dict[str, Any]:
-    """One model's copy of a dashboard: its own uid and title, and constants the panels can use: `hourly_usd` (the
-    planned instance's on-demand $/h), `instance_type`, and `namespace`/`model_name` (where its pods run, what vLLM
-    labels its metrics with). A variable of the same name in the JSON is replaced."""
+def dashboard_for(model: ModelPlan) -> dict[str, Any]:
+    """The vLLM dashboard (components/dashboards/vllm.py) for one model: its namespace and its planned fleet's $/h
+    (the instance's on-demand price x the nodes its planned replicas need) as the variables' defaults, and its own uid
+    and title (instance type and $/h in it), so every model of a stack has one dashboard."""
     plan = model.plan
-    out = copy.deepcopy(dashboard)
-    constants = {
-        "hourly_usd": ("$/h per instance", f"{plan.hourly_usd:.4f}"),
-        "instance_type": ("instance", plan.instance_type),
-        "namespace": ("namespace", model.namespace),
-        "model_name": ("model", model.spec.model),
-    }
-    templating = out.setdefault("templating", {})
-    kept = [v for v in templating.get("list", []) if v.get("name") not in constants]
-    templating["list"] = [_constant(n, label, value) for n, (label, value) in constants.items()] + kept
-    base_uid = str(dashboard.get("uid") or "llm-eks")
-    out["uid"] = f"{base_uid}-{model.name}"[:40]  # Grafana's uid limit
-    out["title"] = f"{dashboard.get('title', 'LLM serving')}: {model.name} ({plan.instance_type}, ${plan.hourly_usd:.2f}/h)"
-    out.pop("id", None)
-    return out
+    hourly = plan.fleet_hourly_usd or plan.hourly_usd
+    board = vllm_dashboard.dashboard(hourly_usd=round(hourly, 4), namespace=model.namespace)
+    board["uid"] = f"{vllm_dashboard.UID}-{model.name}"[:40]  # Grafana's uid limit
+    board["title"] = f"{board['title']}: {model.name} ({plan.instance_type}, ${hourly:.2f}/h)"
+    return board
 
 
-def dashboard_config_map(model: ModelPlan, dashboards: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A ConfigMap the Grafana sidecar picks up (its label), holding the model's copy of every dashboard."""
+def dashboard_config_map(model: ModelPlan) -> dict[str, Any]:
+    """A ConfigMap the Grafana sidecar picks up (its label) holding the model's dashboard. Ray Serve models get none:
+    their vLLM runs inside Ray Serve replicas and exports no vllm:* series (Ray Serve's own ray_serve_* metrics are
+    scraped; KubeRay's Serve dashboards are the follow-up)."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"dashboards-{model.name}", "namespace": NAMESPACE,
+        "metadata": {"name": f"dashboard-{model.name}", "namespace": NAMESPACE,
                      "labels": {**DASHBOARD_LABEL, MODEL_LABEL: model.name}},
-        "data": {f"{model.name}-{fname}": json.dumps(dashboard_for(d, model), indent=1, sort_keys=True)
-                 for fname, d in dashboards.items()},
+        "data": {f"{model.name}.json": json.dumps(dashboard_for(model), indent=1, sort_keys=True)},
     }
 
 
@@ -336,10 +315,9 @@ class Monitoring(pulumi.ComponentResource):
                 f"{name}-{m['metadata']['name']}", api_version=m["apiVersion"], kind=m["kind"],
                 metadata=m["metadata"], spec=m["spec"], opts=after_crds,
             )
-        dashboards = load_dashboards()
-        if dashboards:
-            for model in args.models:
-                cm = dashboard_config_map(model, dashboards)
+        for model in args.models:
+            if model.server == "vllm":
+                cm = dashboard_config_map(model)
                 k8s.core.v1.ConfigMap(f"{name}-{cm['metadata']['name']}", metadata=cm["metadata"], data=cm["data"],
                                       opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[namespace]))
         self.prometheus_url = pulumi.Output.from_input(prometheus_url())

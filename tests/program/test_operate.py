@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import re
 import subprocess
 import textwrap
@@ -85,9 +86,8 @@ def test_a_misspelt_field_is_rejected_so_the_checks_can_fail():
 
 def test_the_dashboard_config_map_is_a_valid_core_object():
     require_shared()
-    model = vllm_plans()[0]
-    cm = monitoring.dashboard_config_map(model, {"serving.json": {"title": "LLM serving", "uid": "llm", "panels": []}})
-    assert validate_manifest(cm, SHARED / "crds", K8S) == []
+    for model in vllm_plans():
+        assert validate_manifest(monitoring.dashboard_config_map(model), SHARED / "crds", K8S) == []
 
 
 # --------------------------------------------------------------------------- Helm values
@@ -257,19 +257,21 @@ def test_the_ray_serve_autoscaling_config_uses_the_same_bounds_and_ray_serves_ke
 
 
 def test_the_dashboard_carries_the_instance_price_per_model():
-    model = vllm_plans()[0]
-    board = {"title": "LLM serving", "uid": "llm-serving", "templating": {"list": [
-        {"type": "constant", "name": "hourly_usd", "query": "0"}, {"type": "query", "name": "pod"}]}}
-    out = monitoring.dashboard_for(board, model)
-    variables = {v["name"]: v for v in out["templating"]["list"]}
-    assert variables["hourly_usd"]["query"] == f"{model.plan.hourly_usd:.4f}"
-    assert variables["namespace"]["query"] == model.name
-    assert "pod" in variables and len(out["templating"]["list"]) == 5  # replaced, not duplicated
-    assert out["uid"] == f"llm-serving-{model.name}" and len(out["uid"]) <= 40
-    assert board["templating"]["list"][0]["query"] == "0"  # the repository's JSON is left alone
-    cm = monitoring.dashboard_config_map(model, {"serving.json": board})
-    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"  # the chart's sidecar label
-    assert monitoring.stack_values()["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
+    boards = {}
+    for model in vllm_plans():
+        cm = monitoring.dashboard_config_map(model)
+        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"  # the chart's sidecar label
+        (board,) = [json.loads(text) for text in cm["data"].values()]
+        variables = {v["name"]: v for v in board["templating"]["list"]}
+        hourly = model.plan.fleet_hourly_usd or model.plan.hourly_usd
+        assert float(variables["hourly_usd"]["query"]) == pytest.approx(hourly, abs=1e-4)
+        assert variables["namespace"]["current"]["value"] == model.namespace
+        assert model.plan.instance_type in board["title"]
+        assert len(board["uid"]) <= 40
+        boards[board["uid"]] = board
+    assert len(boards) == len(vllm_plans())  # one uid per model
+    sidecar = monitoring.stack_values()["grafana"]["sidecar"]["dashboards"]
+    assert (sidecar["label"], sidecar["labelValue"]) == ("grafana_dashboard", "1")
 
 
 def test_the_metric_names_exist_in_the_vllm_the_stack_pins():
