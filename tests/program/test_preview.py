@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -258,3 +259,43 @@ def test_make_preview_writes_plan_and_manifests_within_twice_the_import_time(tmp
         "k8s.core.v1.Namespace, k8s.apps.v1.Deployment, k8s.helm.v3.Release, k8s.apiextensions.CustomResource\n"
         "k8s.policy.v1.PodDisruptionBudget, k8s.storage.v1.StorageClass")])
     assert preview <= 2 * imports, f"preview {preview:.2f} s, imports {imports:.2f} s"
+
+
+# --- the first run -------------------------------------------------------------------------------------------------
+
+
+def _make_dry_run(target: str, tmp_path: Path) -> str:
+    """What `make <target>` would run on a machine with no virtualenv yet (make -n, into an empty VENV)."""
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    venv = tmp_path / "venv"
+    done = subprocess.run(["make", "-n", target, f"VENV={venv}", "PYTHON=python3"], cwd=REPO, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_preview_installs_only_the_runtime_requirements_with_progress(tmp_path):
+    commands = _make_dry_run("preview", tmp_path)
+    installs = [line for line in commands.splitlines() if "pip install" in line]
+    assert len(installs) == 1 and "-r requirements.txt" in installs[0]
+    assert "requirements-dev.txt" not in commands
+    assert "--quiet" not in installs[0] and " -q " not in installs[0]  # pip's per-package lines are the progress
+    assert "== installing" in commands
+
+
+def test_the_runtime_requirements_hold_no_test_tools():
+    names = {line.split("==")[0].strip().lower() for line in (REPO / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith(("#", "-"))}
+    assert names >= {"pulumi", "pulumi-aws", "pulumi-eks", "pulumi-kubernetes", "pydantic", "pyyaml", "rich"}
+    assert not names & {"pytest", "hypothesis", "gradio", "selenium", "kubernetes-validate", "openai"}
+
+
+def test_make_test_installs_the_dev_requirements_on_top(tmp_path):
+    commands = _make_dry_run("venv", tmp_path)  # the runtime set alone: what `pulumi up` needs
+    assert "requirements-dev.txt" not in commands
+    # make test, without the engines' virtualenvs (another target): runtime set first, then the test tools
+    commands = subprocess.run(["make", "-n", "test", f"VENV={tmp_path / 'venv'}", "ENGINE_STAMPS="], cwd=REPO,
+                              capture_output=True, text=True).stdout
+    assert "-r requirements.txt" in commands and "-r requirements-dev.txt" in commands
+    assert commands.index("-r requirements.txt") < commands.index("-r requirements-dev.txt")
