@@ -61,6 +61,11 @@ def autoscaled(model: ModelPlan) -> bool:
     return model.server == "vllm" and model.spec.replicas.max > model.spec.replicas.min
 
 
+def needed(models: list[ModelPlan]) -> bool:
+    """Whether a stack needs KEDA at all (the Autoscaling component)."""
+    return any(map(autoscaled, models))
+
+
 @dataclass(frozen=True)
 class ScalingThresholds:
     """Per-replica targets; each becomes one trigger (running may be None to leave it out)."""

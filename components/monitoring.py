@@ -128,6 +128,9 @@ def stack_values(*, retention: str = "7d", retention_size: str = "8GB", storage_
             "retention": retention,
             "retentionSize": retention_size,
             "resources": {"requests": {"cpu": "200m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+            # The volume goes with the release (destroy removes it while the EBS CSI driver still runs), instead of
+            # outliving the stack as a StatefulSet's PVC does by default.
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
             "storageSpec": {"volumeClaimTemplate": {"spec": {
                 "storageClassName": storage_class,
                 "accessModes": ["ReadWriteOnce"],

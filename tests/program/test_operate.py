@@ -124,6 +124,7 @@ def test_prometheus_selects_monitors_outside_its_release_and_runs_small():
     assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
     assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["storageClassName"] == "gp3-encrypted"
     assert spec["nodeSelector"] == {"llm-eks/pool": "system"}
+    assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"  # no volume outlives the stack
     values = monitoring.stack_values()
     assert values["alertmanager"]["enabled"] is False
     assert values["grafana"]["nodeSelector"] == values["prometheusOperator"]["nodeSelector"] == {"llm-eks/pool": "system"}
