@@ -18,7 +18,7 @@ from plan.names import DO_NOT_DISRUPT, MODEL_LABEL
 
 from . import versions
 from .model_namespace import disruption_budget, namespace_with_token, token_env
-from .scheduling import pod_placement
+from .scheduling import pod_placement, zone_spread
 
 PORT = SERVE_PORT
 STARTUP_PROBE_PERIOD_SECONDS = 10
@@ -33,6 +33,7 @@ def pod_spec(model: ModelPlan) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/health", "port": "http"}}
     return {
         **pod_placement(plan.vendor, model.pool),
+        **zone_spread(plan.spread_zones, labels(model)),
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 120,
         "containers": [{

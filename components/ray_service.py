@@ -25,7 +25,7 @@ from serving.settings import to_env
 
 from . import versions
 from .model_namespace import disruption_budget, namespace_with_token, token_env
-from .scheduling import cpu_placement, pod_placement
+from .scheduling import cpu_placement, pod_placement, zone_spread
 
 SERVING = Path(__file__).resolve().parents[1] / "serving"
 APP_SUFFIXES = (".py", ".jinja")  # the serve app's modules and the chat templates it ships
@@ -154,6 +154,7 @@ def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
                          "annotations": {**DO_NOT_DISRUPT, APP_HASH_ANNOTATION: code_hash}},
             "spec": {
                 **pod_placement(plan.vendor, model.pool),
+                **zone_spread(plan.spread_zones, {"ray.io/group": WORKER_GROUP, MODEL_LABEL: model.name}),
                 "containers": [{
                     "name": "ray-worker",
                     "image": versions.NEURON_VLLM_IMAGE,

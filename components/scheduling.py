@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plan.names import CPU_POOL, NEURON_SCHEDULER, NODEPOOL_LABEL, SYSTEM_NODE_LABELS, TAINTS
+from plan.names import CPU_POOL, NEURON_SCHEDULER, NODEPOOL_LABEL, SYSTEM_NODE_LABELS, TAINTS, ZONE_LABEL
 
 
 def toleration(taint: dict[str, str]) -> dict[str, Any]:
@@ -24,6 +24,17 @@ def pod_placement(vendor: str, pool: str) -> dict[str, Any]:
     if vendor == "neuron":
         placement["schedulerName"] = NEURON_SCHEDULER
     return placement
+
+
+def zone_spread(zones: int, selector: dict[str, str]) -> dict[str, Any]:
+    """Replicas spread evenly over `zones` zones (the plan counted nodes for this spread): an AZ outage takes at
+    most its share. Nothing for a single zone."""
+    if zones < 2:
+        return {}
+    return {"topologySpreadConstraints": [{
+        "maxSkew": 1, "topologyKey": ZONE_LABEL, "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": dict(selector)},
+    }]}
 
 
 def cpu_placement() -> dict[str, Any]:

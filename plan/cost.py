@@ -1,9 +1,8 @@
-"""The stack's cost estimate at minimum replicas, from the plan and the dated prices in sizing/data (the preview
+"""The stack's cost estimate at the planned replicas, from the plan and the dated prices in sizing/data (the preview
 prints it; plan.json records it)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ import yaml
 
 from config.schema import StackConfig
 from sizing import catalog
-from sizing.planner import HOURS_PER_MONTH
+from sizing.planner import HOURS_PER_MONTH, fleet_nodes
 
 if TYPE_CHECKING:
     from .models import ModelPlan
@@ -60,12 +59,12 @@ def monthly_cost(config: StackConfig, plans: "list[ModelPlan]", nat_gateways: in
     fees, lines, notes = _fees(), [], []
     gp3 = fees["gp3_gb_month"] / HOURS_PER_MONTH
     for p in plans:
-        nodes = math.ceil(p.spec.replicas.min / p.plan.replicas_per_node)
-        lines.append(CostLine(f"{p.name} nodes", f"{nodes} x {p.plan.instance_type} ({p.spec.replicas.min} replica(s), "
-                              f"{p.plan.replicas_per_node} per node)", nodes * p.plan.hourly_usd))
+        nodes = p.plan.nodes  # the planned fleet: the replicas that hold the stack's concurrency
+        lines.append(CostLine(f"{p.name} nodes", f"{nodes} x {p.plan.instance_type} ({p.plan.replicas} replica(s), "
+                              f"{p.plan.replicas_per_node} per node)", p.plan.fleet_hourly_usd))
         lines.append(CostLine(f"{p.name} node disks", f"{nodes} x {p.plan.node_disk_gib} GiB gp3", nodes * p.plan.node_disk_gib * gp3))
-        if p.spec.replicas.max > p.spec.replicas.min:
-            top = math.ceil(p.spec.replicas.max / p.plan.replicas_per_node) * p.plan.hourly_usd
+        if p.spec.replicas.max > p.plan.replicas:
+            top = fleet_nodes(p.spec.replicas.max, p.plan.replicas_per_node, p.plan.spread_zones) * p.plan.hourly_usd
             notes.append(f"{p.name} at {p.spec.replicas.max} replicas: ${top:.2f}/h for its nodes")
     sys_nodes = config.system_nodes
     sys_type = sys_nodes.instance_types[0]

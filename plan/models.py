@@ -17,7 +17,7 @@ from sizing import errors as sizing_errors
 from sizing.architecture import Architecture, from_config
 from sizing.errors import SizingError
 from sizing.memory import check_context
-from sizing.planner import DeploymentPlan, Workload, k8s_allowances, plan
+from sizing.planner import DeploymentPlan, Workload, fleet_nodes, k8s_allowances, plan
 
 from config.loader import ConfigError
 from config.names import SERVER_FLAGS
@@ -86,7 +86,7 @@ def _derived(model: Model, planned: DeploymentPlan) -> ModelPlan:
     # A RayService (upgradeStrategy NewCluster) starts a whole second cluster of min replicas for an upgrade.
     surge = max(1, model.replicas.min) if server == "rayserve" else DEPLOYMENT_SURGE
     inst = catalog.instance(planned.instance_type)
-    nodes = math.ceil((model.replicas.max + surge) / planned.replicas_per_node)
+    nodes = fleet_nodes(model.replicas.max + surge, planned.replicas_per_node, planned.spread_zones)
     limits = {DEVICE_RESOURCES[planned.vendor]: str(nodes * inst.count), "cpu": str(nodes * inst.vcpu),
               "memory": f"{nodes * inst.memory_gib}Gi"}
     k = k8s_allowances()

@@ -12,6 +12,7 @@ POOL_LABEL = "llm-eks/pool"  # system node group and CPU NodePool: which kind of
 ACCELERATOR_LABEL = "llm-eks/accelerator"  # accelerator NodePools: nvidia | neuron (device plugins select on it)
 MODEL_LABEL = "llm-eks/model"  # a model's NodePool nodes and pods
 NODEPOOL_LABEL = "karpenter.sh/nodepool"  # Karpenter's well-known label: the NodePool that launched the node
+ZONE_LABEL = "topology.kubernetes.io/zone"  # Kubernetes' well-known zone label
 # The NVIDIA device plugin chart's own required node affinity (values.yaml, 0.18.2): NFD's PCI label, or this one.
 NVIDIA_GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 

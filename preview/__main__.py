@@ -75,7 +75,7 @@ def _tree(run: StackRun) -> Tree:
 
 
 def _cost_table(cost: Cost) -> Table:
-    t = Table(title="monthly cost estimate (on-demand, us-east-1, at minimum replicas)", box=box.SIMPLE)
+    t = Table(title="monthly cost estimate (on-demand, us-east-1, at the planned replicas)", box=box.SIMPLE)
     for col, just in (("item", "left"), ("detail", "left"), ("$/h", "right"), ("$/month", "right")):
         t.add_column(col, justify=just)
     for line in cost.lines:

@@ -247,3 +247,19 @@ def test_a_ray_upgrade_fits_the_nodepool_limit(plans, run, manifests):
         per_pod = int(pod["containers"][0]["resources"]["limits"]["aws.amazon.com/neuron"])
         workers = worker["maxReplicas"] + max(1, worker["minReplicas"])
         assert int(pool.limits["aws.amazon.com/neuron"]) >= math.ceil(workers / (per_node // per_pod)) * per_node
+
+
+def test_prod_spreads_each_models_replicas_over_zones(config, manifests):
+    """The availability constraint of a prod stack: at least two replicas, in different zones (a zone outage
+    leaves one serving); dev runs what the users need, wherever Karpenter finds capacity."""
+    servers = [m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] != "gradio-chat"]
+    for d in servers:
+        spread = d["spec"]["template"]["spec"].get("topologySpreadConstraints") or []
+        zonal = [c for c in spread if c["topologyKey"] == "topology.kubernetes.io/zone"
+                 and c["whenUnsatisfiable"] == "DoNotSchedule"]
+        if config.environment == "prod":
+            assert d["spec"]["replicas"] >= 2, d["metadata"]["name"]
+            assert zonal and zonal[0]["labelSelector"]["matchLabels"].items() <= \
+                d["spec"]["template"]["metadata"]["labels"].items()
+        else:
+            assert not zonal
