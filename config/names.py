@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import re
 
-# Every name a model may not take, with what already uses it. Components import these rather than spell them.
+from plan import names as _names  # a leaf module: no project imports
+
+# Every name a model may not take, with what already uses it. The project's own names come from plan/names.py
+# (where components take them from); monitoring and keda are the namespaces of components/monitoring.py and
+# components/autoscaling.py.
 RESERVED_NAMES: dict[str, str] = {
     # Namespaces Kubernetes and EKS own (the kube- prefix is reserved for Kubernetes as a whole, see below).
     "default": "the Kubernetes default namespace",
-    "kube-system": "the Kubernetes system namespace (Karpenter, device plugins, CoreDNS)",
+    _names.KUBE_SYSTEM: "the Kubernetes system namespace (Karpenter, device plugins, CoreDNS)",
     "kube-public": "a Kubernetes system namespace",
     "kube-node-lease": "a Kubernetes system namespace",
-    "amazon-cloudwatch": "the namespace of the CloudWatch observability add-on",
+    _names.CLOUDWATCH_NAMESPACE: "the namespace of the CloudWatch observability add-on",
     # Namespaces the project's Helm releases and components use.
-    "chat-ui": "the chat UI's namespace (Open WebUI or Gradio)",
-    "kuberay-system": "the KubeRay operator's namespace",
+    _names.CHAT_UI_NAMESPACE: "the chat UI's namespace (Open WebUI or Gradio)",
+    _names.KUBERAY_NAMESPACE: "the KubeRay operator's namespace",
     "karpenter": "Karpenter (its Helm releases and service account)",
     "monitoring": "the monitoring namespace (kube-prometheus-stack, DCGM exporter)",
     "keda": "KEDA's namespace (the autoscaler of vLLM models)",
     # Node pools and node classes.
-    "cpu": "the CPU NodePool and EC2NodeClass (chat UI, Ray heads)",
-    "system": "the managed system node group (llm-eks/pool: system)",
-    "nvidia": "the NVIDIA EC2NodeClass",
-    "neuron": "the Neuron EC2NodeClass",
+    _names.CPU_POOL: "the CPU NodePool and EC2NodeClass (chat UI, Ray heads)",
+    _names.SYSTEM_POOL: f"the managed system node group ({_names.POOL_LABEL}: {_names.SYSTEM_POOL})",
+    **{vendor: f"the {vendor} EC2NodeClass" for vendor in _names.VENDORS},
 }
 RESERVED_PREFIXES: dict[str, str] = {
     "kube-": "Kubernetes reserves namespaces that start with kube-",
@@ -86,4 +89,5 @@ SERVER_FLAGS: dict[str, str] = {
     "model": "from the model key",
     "host": "0.0.0.0",
     "port": "8000, where the Service and probes point",
+    "shutdown-timeout": "what the pod's grace period leaves for in-flight requests at SIGTERM",
 }
