@@ -8,6 +8,7 @@ answering in the shapes and error format the `openai` client expects. The engine
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ class OpenAIServer:
                 text.append(chunk.text)
                 last = chunk
         except Exception as exc:  # noqa: BLE001 - the engine's failure becomes an API error, not a dropped socket
-            await self.engine.abort(request_id)
+            await self._abort(request_id)
             return error(500, f"generation failed: {exc}", kind="server_error")
         return JSONResponse({
             "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": self.served_model_name,
@@ -214,7 +217,14 @@ class OpenAIServer:
             yield f"data: {json.dumps({'error': {'message': f'generation failed: {exc}', 'type': 'server_error'}})}\n\n"
         finally:
             if not finished:  # the client went away (or the engine failed): free the sequence slot
-                await self.engine.abort(request_id)
+                await self._abort(request_id)
+
+    async def _abort(self, request_id: str) -> None:
+        """Abort without masking the reason we abort: a dead engine raises from abort() too (vLLM: EngineDeadError)."""
+        try:
+            await self.engine.abort(request_id)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("aborting %s failed: %s: %s", request_id, type(exc).__name__, exc)
 
 
 def _usage(last: Chunk | None, prompt: int) -> dict[str, int]:

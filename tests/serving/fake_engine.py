@@ -17,6 +17,7 @@ class FakeEngine:
         self.requests: list[tuple[str, list[dict[str, str]], Sampling]] = []
         self.aborted: list[str] = []
         self.is_ready = True
+        self.dead: Exception | None = None  # set: ready() raises it, as vLLM's check_health does once the engine died
 
     async def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         # A chat template adds a few tokens per message; words stand in for tokens.
@@ -46,4 +47,6 @@ class FakeEngine:
         self.aborted.append(request_id)
 
     async def ready(self) -> bool:
+        if self.dead is not None:
+            raise self.dead
         return self.is_ready
