@@ -4,11 +4,13 @@
 import pulumi
 import pulumi_aws as aws
 
+from components.autoscaling import Autoscaling, AutoscalingArgs, needed
 from components.cluster import Cluster, ClusterArgs
 from components.gradio_ui import GradioChat
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kuberay import KubeRayOperator
 from components.model_server import ModelServer, ModelServerArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.neuron_device_plugin import NeuronDevicePlugin
 from components.nvidia_device_plugin import NvidiaDevicePlugin
@@ -47,7 +49,7 @@ nvidia = NvidiaDevicePlugin("nvidia-device-plugin", cluster.provider, on_system_
 neuron = NeuronDevicePlugin("neuron-device-plugin", cluster.provider, on_system_nodes) if "neuron" in stack_plan.vendors else None
 kuberay = KubeRayOperator("kuberay", cluster.provider, on_system_nodes) if stack_plan.needs_kuberay else None
 
-servers: list[pulumi.Resource] = []
+servers: dict[str, pulumi.Resource] = {}
 for m in stack_plan.models:
     if m.server == "vllm":
         server = ModelServer(m.name, ModelServerArgs(
@@ -59,9 +61,20 @@ for m in stack_plan.models:
             model=m, hf_token=hf_token, provider=cluster.provider, node_pool=karpenter.node_pools[m.name],
             operator=kuberay.release, device_plugin=neuron.release,
         ))
-    servers.append(server)
+    servers[m.name] = server
 
-ui_deps = [karpenter.node_pools[CPU_POOL], cluster.ebs_csi, *servers]
+# Prometheus, Grafana, monitors and dashboards for every stack; KEDA where a vLLM model may scale.
+monitoring = Monitoring("monitoring", MonitoringArgs(
+    models=list(stack_plan.models), provider=cluster.provider,
+    depends_on=[cluster.system_nodes, cluster.ebs_csi, cluster.coredns],
+))
+if needed(list(stack_plan.models)):
+    Autoscaling("autoscaling", AutoscalingArgs(
+        models=list(stack_plan.models), provider=cluster.provider, prometheus_url=monitoring.prometheus_url_text,
+        servers=servers, depends_on=[cluster.system_nodes, monitoring.release],
+    ))
+
+ui_deps = [karpenter.node_pools[CPU_POOL], cluster.ebs_csi, *servers.values()]
 chat_url = None
 if config.chat_ui.kind == "open-webui":
     chat_url = OpenWebUI("open-webui", stack_plan.chat_targets, cluster.provider, ui_deps).url
@@ -75,5 +88,7 @@ pulumi.export("cluster_name", cluster_name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("endpoints", {m.name: m.endpoint for m in stack_plan.models})
 pulumi.export("chat_ui", chat_url)
+pulumi.export("grafana", monitoring.grafana_service)
+pulumi.export("prometheus_url", monitoring.prometheus_url)
 pulumi.export("instances", {m.name: m.plan.instance_type for m in stack_plan.models})
 pulumi.export("hourly_usd", {m.name: m.plan.fleet_hourly_usd for m in stack_plan.models})

@@ -16,14 +16,13 @@ query's sum by the current replicas and wants ceil(sum / threshold) replicas; th
 Scale-up adds one pod per period (a new replica needs a node, an image and the weights: minutes; adding more while
 it starts would overshoot). Scale-down waits for a stabilization window of low load and removes one pod per period;
 the removed pod then finishes its in-flight requests: the Service drops it at once, preStop sleeps 15 s, and vLLM
-(with `--shutdown-timeout`, see shutdown_timeout_seconds) waits for running requests before exiting, all inside the
+(with `--shutdown-timeout`, plan/scaling.py) waits for running requests before exiting, all inside the
 Deployment's terminationGracePeriodSeconds (120 s, components/model_server.py). The PodDisruptionBudget
 (maxUnavailable 1) concerns evictions (drains), not scale-down, and stays as it is.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +30,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.models import ModelPlan
-from plan.names import SYSTEM_NODE_LABELS
+from plan.names import KEDA_NAMESPACE, SYSTEM_NODE_LABELS
+from plan.scaling import ScalingThresholds
 
 from . import helm, metrics, versions
 
-NAMESPACE = "keda"
+NAMESPACE = KEDA_NAMESPACE
 RELEASE = "keda"
 
 # vLLM 0.19.1 metric names and PromQL: components/metrics.py (held against a live vLLM /metrics by its tests).
@@ -43,63 +43,9 @@ WAITING = metrics.NUM_REQUESTS_WAITING
 RUNNING = metrics.NUM_REQUESTS_RUNNING
 KV_CACHE_USAGE = metrics.KV_CACHE_USAGE
 
-# components/model_server.py: the pod's grace period and the preStop sleep that lets the Service drop the endpoint.
-TERMINATION_GRACE_SECONDS = 120
-PRE_STOP_SECONDS = 15
-
-
-def shutdown_timeout_seconds(grace: int = TERMINATION_GRACE_SECONDS, pre_stop: int = PRE_STOP_SECONDS,
-                             margin: int = 15) -> int:
-    """vLLM 0.19.1's `--shutdown-timeout` (default 0: SIGTERM aborts in-flight requests; > 0: the engine waits up
-    to that long for them, vllm/entrypoints/launcher.py). What is left of the grace period after preStop, less a
-    margin for the process to exit before the kubelet's SIGKILL: 120 - 15 - 15 = 90 s."""
-    return grace - pre_stop - margin
-
-
-def autoscaled(model: ModelPlan) -> bool:
-    """A vLLM Deployment whose bounds leave room (Ray Serve on Neuron scales itself)."""
-    return model.server == "vllm" and model.spec.replicas.max > model.spec.replicas.min
-
-
 def needed(models: list[ModelPlan]) -> bool:
-    """Whether a stack needs KEDA at all (the Autoscaling component)."""
-    return any(map(autoscaled, models))
-
-
-@dataclass(frozen=True)
-class ScalingThresholds:
-    """Per-replica targets; each becomes one trigger (running may be None to leave it out)."""
-
-    waiting_per_replica: float
-    kv_cache_usage: float  # 0 < x <= 1
-    running_per_replica: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.waiting_per_replica <= 0:
-            raise ValueError(f"waiting_per_replica must be > 0, got {self.waiting_per_replica}")
-        if not 0 < self.kv_cache_usage <= 1:
-            raise ValueError(f"kv_cache_usage is a fraction in (0, 1], got {self.kv_cache_usage}")
-        if self.running_per_replica is not None and self.running_per_replica <= 0:
-            raise ValueError(f"running_per_replica must be > 0, got {self.running_per_replica}")
-
-    @classmethod
-    def from_plan(cls, model: ModelPlan) -> "ScalingThresholds":
-        """Defaults from what sizing predicted for one replica: C requests of max_model_len L (concurrency per
-        replica) in a KV cache of K tokens.
-
-        - running: C, the load a replica was sized for;
-        - waiting: half of C (at least 1): a queue of half a replica's planned load, per replica;
-        - KV usage: C x L / K, the share of the cache the planned load takes at full length, kept within
-          [0.5, 0.85]: real requests are shorter, so crossing it means more than planned; never above 0.85, to
-          scale before vLLM preempts.
-        """
-        plan = model.plan
-        c = max(1, plan.concurrency_per_replica)
-        kv_tokens = getattr(plan.memory, "kv_cache_tokens", 0) or 0
-        planned_share = c * plan.max_model_len / kv_tokens if kv_tokens else 0.85
-        return cls(waiting_per_replica=max(1, math.ceil(c / 2)),
-                   kv_cache_usage=round(min(0.85, max(0.5, planned_share)), 2),
-                   running_per_replica=c)
+    """Whether a stack needs KEDA at all: a vLLM model whose bounds leave room (Ray Serve scales itself)."""
+    return any(m.autoscaled and m.server == "vllm" for m in models)
 
 
 @dataclass(frozen=True)
@@ -132,7 +78,7 @@ def _threshold(x: float) -> str:
 def scaled_object(model: ModelPlan, thresholds: ScalingThresholds, prometheus_url: str,
                   behavior: ScalingBehavior = ScalingBehavior()) -> dict[str, Any]:
     """The KEDA ScaledObject for one model's Deployment (name and namespace: the model's name)."""
-    if not autoscaled(model):
+    if not (model.autoscaled and model.server == "vllm"):
         raise ValueError(f"{model.name}: no autoscaling (server {model.server}, replicas {model.spec.replicas})")
     q = queries(model)
 
@@ -179,7 +125,7 @@ def ray_serve_autoscaling_config(model: ModelPlan, thresholds: ScalingThresholds
     target = thresholds.running_per_replica or model.plan.max_num_seqs
     return {
         "min_replicas": r.min,
-        "initial_replicas": r.min,
+        "initial_replicas": model.plan.replicas,
         "max_replicas": r.max,
         "target_ongoing_requests": target,
         "upscale_delay_s": behavior.scale_up_stabilization_seconds,
@@ -204,7 +150,6 @@ class AutoscalingArgs:
     prometheus_url: str  # components.monitoring.prometheus_url(): a name the chart derives, known before deploy
     # Each model's server (its Deployment must exist before KEDA takes it over), by model name.
     servers: dict[str, pulumi.Resource]
-    thresholds: dict[str, ScalingThresholds] = field(default_factory=dict)  # by model name; default from_plan
     behavior: ScalingBehavior = field(default_factory=ScalingBehavior)
     depends_on: list[pulumi.Resource] = field(default_factory=list)  # system nodes; the Prometheus release
 
@@ -222,9 +167,10 @@ class Autoscaling(pulumi.ComponentResource):
             values=keda_values(), create_namespace=True, timeout_seconds=helm.SYSTEM_NODES_SECONDS,
         )
         self.scaled_objects: dict[str, str] = {}
-        for model in filter(autoscaled, args.models):
-            thresholds = args.thresholds.get(model.name) or ScalingThresholds.from_plan(model)
-            manifest = scaled_object(model, thresholds, args.prometheus_url, args.behavior)
+        for model in args.models:
+            if not (model.autoscaled and model.server == "vllm"):
+                continue
+            manifest = scaled_object(model, model.scaling, args.prometheus_url, args.behavior)
             k8s.apiextensions.CustomResource(
                 f"{name}-{model.name}", api_version="keda.sh/v1alpha1", kind="ScaledObject",
                 metadata=manifest["metadata"], spec=manifest["spec"],

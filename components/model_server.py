@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from plan.models import SERVE_PORT, ModelPlan
 from plan.names import DO_NOT_DISRUPT, MODEL_LABEL
+from plan.scaling import PRE_STOP_SECONDS, TERMINATION_GRACE_SECONDS
 
 from . import versions
 from .model_namespace import disruption_budget, namespace_with_token, token_env
@@ -35,7 +36,7 @@ def pod_spec(model: ModelPlan) -> dict[str, Any]:
         **pod_placement(plan.vendor, model.pool),
         **zone_spread(plan.spread_zones, labels(model)),
         "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": 120,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "containers": [{
             "name": "vllm",
             "image": versions.VLLM_IMAGE,
@@ -54,7 +55,7 @@ def pod_spec(model: ModelPlan) -> dict[str, Any]:
             "readinessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
             "livenessProbe": {**probe, "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 5},
             # Let the Service drop the endpoint before vLLM receives SIGTERM.
-            "lifecycle": {"preStop": {"exec": {"command": ["sleep", "15"]}}},
+            "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}},
             "securityContext": {"allowPrivilegeEscalation": False},
             "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "data", "mountPath": "/data"}],
         }],
@@ -67,8 +68,10 @@ def pod_spec(model: ModelPlan) -> dict[str, Any]:
 
 
 def deployment_spec(model: ModelPlan) -> dict[str, Any]:
+    # An autoscaled Deployment leaves `replicas` to KEDA: stating it would reset the count on every `pulumi up`.
+    replicas = {} if model.autoscaled else {"replicas": model.plan.replicas}
     return {
-        "replicas": model.plan.replicas,
+        **replicas,
         "selector": {"matchLabels": labels(model)},
         # A new pod comes up (on a surge node the NodePool's limit allows) before the old one goes.
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": model.rollout_surge, "maxUnavailable": 0}},

@@ -25,13 +25,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.models import ModelPlan
-from plan.names import ACCELERATOR_LABEL, MODEL_LABEL, NVIDIA_TAINT, STORAGE_CLASS, SYSTEM_NODE_LABELS
+from plan.names import (ACCELERATOR_LABEL, MODEL_LABEL, MONITORING_NAMESPACE, NVIDIA_TAINT, STORAGE_CLASS,
+                        SYSTEM_NODE_LABELS)
 
 from . import helm, versions
 from .dashboards import vllm as vllm_dashboard
 from .model_server import labels as vllm_labels
 
-NAMESPACE = "monitoring"
+NAMESPACE = MONITORING_NAMESPACE
 RELEASE = "kube-prometheus-stack"
 DCGM_RELEASE = "dcgm-exporter"
 PROMETHEUS_PORT = 9090  # prometheus.service.port
@@ -323,6 +324,7 @@ class Monitoring(pulumi.ComponentResource):
                 cm = dashboard_config_map(model)
                 k8s.core.v1.ConfigMap(f"{name}-{cm['metadata']['name']}", metadata=cm["metadata"], data=cm["data"],
                                       opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[namespace]))
-        self.prometheus_url = pulumi.Output.from_input(prometheus_url())
+        self.prometheus_url_text = prometheus_url()  # a name the chart derives: known before deploy
+        self.prometheus_url = pulumi.Output.from_input(self.prometheus_url_text)
         self.grafana_service = pulumi.Output.from_input(grafana_service())
         self.register_outputs({"prometheus_url": self.prometheus_url, "grafana_service": self.grafana_service})

