@@ -112,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
                    help="OpenAI API to call (default completion: exact prompt lengths, no chat template)")
     p.add_argument("--served-model", help="model name sent in requests (default: what /v1/models reports)")
     p.add_argument("--tokenizer", help="tokenizer (HF id or path) for prompt lengths (default: the stack's model)")
-    p.add_argument("--out", type=Path, help="output directory (default build/<stack>/bench/<model>)")
+    p.add_argument("--out", type=Path, help="output directory (default build/<stack>/bench/<model>; several models: OUT/<model>)")
     p.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="Job deadline in seconds (default 7200)")
     p.add_argument("--json", action="store_true", help="also print results.json to stdout")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -139,7 +139,7 @@ def _stack_targets(args: argparse.Namespace) -> list[Target]:
         nodes = math.ceil(replicas / max(1, plan.replicas_per_node))
         server = getattr(m, "server", "vllm")
         url = args.url or jobs.endpoint(m.name, server)
-        out = args.out or BUILD / args.stack / "bench" / m.name
+        out = (args.out / m.name if len(models) > 1 else args.out) if args.out else BUILD / args.stack / "bench" / m.name
         targets.append(Target(
             label=m.name, url=url, out=out,
             predicted=plan.concurrency * replicas, cap=plan.max_num_seqs * replicas,

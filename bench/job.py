@@ -85,5 +85,19 @@ def manifests(model: str, config: dict[str, Any], *, timeout_s: int) -> list[dic
     return [configmap, job]
 
 
+class _Dumper(yaml.SafeDumper):
+    """No anchors for repeated dicts; multi-line strings (the config) as literal blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def to_yaml(docs: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False)

@@ -205,7 +205,7 @@ def gpu_memory_used_query(namespace: str | None = None) -> str:
 
 
 # --- Checking queries against an exporter's names ------------------------------------------------------------------
-_NAME = re.compile(r"(?<![\w:$])((?:vllm:|DCGM_)[A-Za-z0-9_:]+)")
+_NAME = re.compile(r"(?<![\w:$])(vllm:[A-Za-z0-9_:]*[A-Za-z0-9_]|DCGM_FI_[A-Z0-9_]+)")
 _SUFFIXES = ("_bucket", "_sum", "_count")
 
 
