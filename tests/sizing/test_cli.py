@@ -14,11 +14,6 @@ from sizing.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 def run(capsys, *argv):
     code = main(list(argv))
     out = capsys.readouterr()

@@ -21,11 +21,6 @@ QWEN = ["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "8192", "--concurrency"
 MISTRAL = ["--model", "mistralai/Mistral-7B-Instruct-v0.3", "--max-model-len", "32768", "--concurrency", "16"]
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 def run(capsys, *argv):
     code = main(list(argv))
     out = capsys.readouterr()
