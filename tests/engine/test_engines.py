@@ -67,3 +67,13 @@ def test_the_real_engine_suite(version):
     print(f"vLLM {version}: {summary} [{time.monotonic() - started:.0f} s; log: {log.relative_to(REPO)}]")
     assert proc.returncode == 0, f"the vLLM {version} engine suite failed ({summary}); its output:\n{output[-20000:]}"
     assert " passed" in summary and "skipped" not in summary, f"the vLLM {version} engine suite: {summary}"
+
+
+def test_a_missing_engine_skips_here_but_fails_in_ci(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "engine_python", lambda version: tmp_path / "no-engine" / "bin" / "python")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="make engines"):
+        test_the_real_engine_suite("0.16.0")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI runs every engine test"):
+        test_the_real_engine_suite("0.16.0")
