@@ -41,6 +41,8 @@ def collect() -> dict:
                 entry["args"] = list(model.server_args)
             else:
                 entry["settings"] = dataclasses.asdict(model.engine_settings)
+                # The planner's vllm-neuron flags, shown in plan.json: `vllm serve` must take them too.
+                entry["args"] = [model.spec.model, *model.server_args]
             models.append(entry)
     neuron = re.search(r":(\d+\.\d+\.\d+)-neuronx", versions.NEURON_VLLM_IMAGE)
     return {

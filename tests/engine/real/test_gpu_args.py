@@ -10,23 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import engine_version
-
-
-def serve_args(argv: list[str]):
-    """`vllm serve argv...` up to the engine arguments; argparse errors raise SystemExit (the message on stderr)."""
-    from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.entrypoints.cli.serve import ServeSubcommand
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-
-    parser = FlexibleArgumentParser(prog="vllm")
-    serve = ServeSubcommand()
-    serve.subparser_init(parser.add_subparsers(dest="subparser")).set_defaults(dispatch_function=serve.cmd)
-    args = parser.parse_args(["serve", *argv])
-    serve.validate(args)
-    if args.model_tag is not None:  # what ServeSubcommand.cmd does first
-        args.model = args.model_tag
-    return AsyncEngineArgs.from_cli_args(args)
+from .conftest import engine_version, serve_args
 
 
 def refusal(argv: list[str], config: dict, model_dir, capsys) -> str | None:

@@ -2,6 +2,9 @@
 
 components/ray_service.py puts the plan's EngineSettings in the Ray worker's environment; serving/vllm_engine.py
 builds AsyncEngineArgs from them with engine_kwargs(), the same function used here, on the Neuron image's vLLM.
+The engine config is built by the CPU platform, which checks more than vllm-neuron's: the plugin skips the
+attention-head divisibility, quantization and max-length checks, and sets block_size = max_model_len itself without
+prefix caching (vllm_neuron/platform.py). A refusal from one of those checks would be CPU-only; none happens today.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import pytest
 from serving.settings import EngineSettings, from_env, to_env
 from serving.vllm_engine import engine_kwargs
 
-from .conftest import engine_version
+from .conftest import engine_version, serve_args
 
 
 def test_this_engine_is_the_neuron_image_vllm(plans):
@@ -33,13 +36,28 @@ def test_every_neuron_plan_builds_engine_args(neuron_model, model_dir):
     assert str(config.model_config.dtype).removeprefix("torch.") == settings.dtype
 
 
+def test_every_neuron_plans_recorded_flags_parse(neuron_model, capsys):
+    """plan.json shows the planner's vllm-neuron flags as a `vllm serve` command line: vLLM 0.16 must take it, and
+    it must say what the settings say."""
+    argv = neuron_model["args"]
+    try:
+        engine_args = serve_args(argv)
+    except SystemExit:
+        pytest.fail(f"vLLM {engine_version()} refuses `vllm serve {' '.join(argv)}`: {capsys.readouterr().err.strip()}")
+    settings = neuron_model["settings"]
+    assert (engine_args.model, engine_args.max_model_len, engine_args.tensor_parallel_size, engine_args.max_num_seqs,
+            engine_args.dtype, bool(engine_args.enable_prefix_caching)) == (
+        settings["model"], settings["max_model_len"], settings["tensor_parallel_size"], settings["max_num_seqs"],
+        settings["dtype"], settings["enable_prefix_caching"])
+
+
 @pytest.mark.parametrize("field, value, why", [
-    ("tensor_parallel_size", 3, "must be divisible by tensor parallel size (3)"),
-    ("dtype", "float8", "float8"),
-    ("max_model_len", 10**7, "greater than the derived max_model_len"),
+    ("dtype", "float8", "Input should be 'auto', 'half', 'float16', 'bfloat16', 'float' or 'float32'"),
+    ("dtype", "int4", "Input should be 'auto', 'half', 'float16', 'bfloat16', 'float' or 'float32'"),
+    ("max_num_seqs", 0, "greater than or equal to 1"),
 ])
 def test_vllm_refuses_settings_it_cannot_run(field, value, why, model_dir, plans):
-    """The check can fail: a value vLLM refuses for this model raises, in vLLM's words."""
+    """The check can fail: a value vLLM refuses on any platform raises, in vLLM's words."""
     from vllm import AsyncEngineArgs
 
     model = next(m for m in plans["models"] if m["server"] == "rayserve")
