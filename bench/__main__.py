@@ -201,7 +201,7 @@ def tables(results: Results) -> list[Table]:
     tput.add_column("$ / 1M output", justify="right", no_wrap=True)
     for lv in results.levels:
         conc = f"{lv.concurrency}{' *' if lv.concurrency == knee else ''}"
-        lat.add_row(conc, str(lv.requests), f"[red]{lv.errors}[/red]" if lv.errors else "0",
+        lat.add_row(conc, str(lv.requests) if not lv.not_sent else f"[yellow]{lv.requests}/{lv.planned}[/yellow]", f"[red]{lv.errors}[/red]" if lv.errors else "0",
                     _pct(lv.ttft, 1000, 0), _pct(lv.itl, 1000, 1), _pct(lv.e2e, 1, 2))
         tput.add_row(conc, _fmt(lv.output_tokens_per_s, 1, 1), _fmt(lv.requests_per_s, 1, 2),
                      _pct(lv.throughput, 1, 0), _fmt(lv.tokens_per_s_per_usd, 1, 1),
@@ -221,6 +221,11 @@ def finish(console: Console, args: argparse.Namespace, target: Target, workload:
     for t in tables(results):
         console.print(t)
     console.print(results.knee.words)
+    if results.total_not_sent:
+        reasons = sorted({ln.split("Failed to get request: ", 1)[1].strip() for ln in lines
+                          if "Failed to get request: " in ln})
+        console.print(f"[yellow]{results.total_not_sent} planned request(s) were never sent"
+                      f"{': ' + reasons[0] if reasons else ''}[/yellow]")
     if target.hourly_usd is None:
         console.print("[dim]No $/h: give --hourly-usd for tokens per second per dollar and $ per million tokens.[/dim]")
     written = [path]

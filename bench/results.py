@@ -105,9 +105,12 @@ class Level:
     output_tokens_mean: float
     tokens_per_s_per_usd: float | None = None  # output tokens/s for each $/h of the instance
     usd_per_million_output_tokens: float | None = None
+    planned: int = 0  # requests the level should have sent
+    not_sent: int = 0  # planned but never sent: the generator could not build the prompt (its log says why)
 
     @classmethod
-    def from_report(cls, concurrency: int, report: dict[str, Any], hourly_usd: float | None) -> "Level":
+    def from_report(cls, concurrency: int, report: dict[str, Any], hourly_usd: float | None,
+                    planned: int = 0) -> "Level":
         ok = report.get("successes") or {}
         lat = ok.get("latency") or {}
         tput = ok.get("throughput") or {}
@@ -118,9 +121,10 @@ class Level:
         if hourly_usd and out_tps > 0:
             per_usd = out_tps / hourly_usd
             usd_per_m = hourly_usd / (out_tps * 3600) * 1e6
+        requests = (report.get("load_summary") or {}).get("count", successes + failures)
         return cls(
             concurrency=concurrency,
-            requests=(report.get("load_summary") or {}).get("count", successes + failures),
+            requests=requests,
             successes=successes,
             errors=failures,
             duration_s=float(report.get("benchmark_time_seconds") or 0.0),
@@ -135,6 +139,8 @@ class Level:
             output_tokens_mean=float((ok.get("output_tokens") or {}).get("mean") or 0.0),
             tokens_per_s_per_usd=per_usd,
             usd_per_million_output_tokens=usd_per_m,
+            planned=planned or requests,
+            not_sent=max(0, (planned or requests) - requests),
         )
 
 
@@ -199,6 +205,10 @@ class Results:
     def total_errors(self) -> int:
         return sum(lv.errors for lv in self.levels)
 
+    @property
+    def total_not_sent(self) -> int:
+        return sum(lv.not_sent for lv in self.levels)
+
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
             if isinstance(v, float) and not math.isfinite(v):
@@ -219,6 +229,7 @@ class Results:
             "levels": [asdict(lv) for lv in self.levels],
             "warmup": asdict(self.warmup) if self.warmup else None,
             "errors": self.total_errors,
+            "not_sent": self.total_not_sent,
             "knee": asdict(self.knee),
         })
 
@@ -237,9 +248,9 @@ def collect(reports: dict[int, dict[str, Any]], workload: Workload, *, hourly_us
         c = workload.level_of_stage(stage)
         if c is None:
             if workload.warmup_requests and stage == 0:
-                warmup = Level.from_report(1, reports[stage], hourly_usd)
+                warmup = Level.from_report(1, reports[stage], hourly_usd, workload.warmup_requests)
             continue
-        levels.append(Level.from_report(c, reports[stage], hourly_usd))
+        levels.append(Level.from_report(c, reports[stage], hourly_usd, workload.requests_at(c)))
     if not levels:
         raise ResultsError("the generator printed no stage report (see its log for why)")
     return Results(target=target, workload=workload.to_dict(), levels=levels,

@@ -130,7 +130,10 @@ def inference_perf_config(workload: Workload, *, url: str, model_name: str | Non
     cfg: dict[str, Any] = {
         "api": {"type": workload.api, "streaming": True},
         "data": {
-            "type": "random",
+            # completion: text cut from inference-perf's Shakespeare corpus to the exact token count (LLMPerf, seed
+            # 004's tool, samples Shakespeare's sonnets too); chat (which `synthetic` does not support): random token
+            # ids, which a small or unusual tokenizer may fail to round-trip to an exact length (not sent, counted).
+            "type": "synthetic" if workload.api == "completion" else "random",
             "input_distribution": workload.input_tokens.config(),
             "output_distribution": workload.output_tokens.config(),
         },

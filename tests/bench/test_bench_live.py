@@ -27,11 +27,11 @@ def test_the_json_has_real_ordered_numbers_and_no_errors(bench_run):
     results = json.loads((bench_run["out"] / "results.json").read_text())
     assert results["schema"] == "llm-eks/bench/v1"
     assert results["generator"]["name"] == "inference-perf" and results["generator"]["version"] == "0.7.0"
-    assert results["errors"] == 0
+    assert results["errors"] == 0 and results["not_sent"] == 0
     assert results["hourly_usd"] == 0.978
     assert [lv["concurrency"] for lv in results["levels"]] == [1, 2]
     for lv in results["levels"]:
-        assert lv["errors"] == 0 and lv["successes"] == lv["requests"] == 6
+        assert lv["errors"] == 0 and lv["not_sent"] == 0 and lv["successes"] == lv["requests"] == lv["planned"] == 6
         for key in ("ttft", "itl", "e2e", "throughput"):
             p = lv[key]
             assert p["p50"] > 0 and p["p90"] > 0 and p["p99"] > 0, (key, p)
