@@ -42,8 +42,11 @@ def download_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(download_dir):
+    import huggingface_hub.constants as hub
+
     saved = {k: os.environ.get(k) for k in CPU_ENV}
     os.environ.update(CPU_ENV)
+    hub_offline, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True  # read at import: this process imported it already
     # The pod's path: settings through the environment names the RayService writes (serving/settings.py).
     settings = from_env(to_env(EngineSettings(
         model=HUB_ID, served_model_name=HUB_ID, max_model_len=MAX_MODEL_LEN, max_num_seqs=4, tensor_parallel_size=1,
@@ -54,6 +57,7 @@ def engine(download_dir):
     print(f"vLLM {engine_version()} engine started in {time.monotonic() - started:.0f} s")
     yield built
     built._engine.shutdown()
+    hub.HF_HUB_OFFLINE = hub_offline
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
