@@ -40,7 +40,7 @@ from rich.table import Table
 from . import job as jobs
 from .results import Results, ResultsError, collect, stage_reports
 from .runner import REPO, RunError, plot, run_job, run_local
-from .workload import (INFERENCE_PERF_IMAGE, INFERENCE_PERF_VERSION, SEED_INPUT_TOKENS, SEED_OUTPUT_TOKENS,
+from .workload import (CHAT_OUTPUT_TOKENS, INFERENCE_PERF_IMAGE, INFERENCE_PERF_VERSION, SEED_INPUT_TOKENS, SEED_OUTPUT_TOKENS,
                        WARMUP_REQUESTS, TokenDistribution, Workload, inference_perf_config, sweep)
 
 BUILD = REPO / "build"
@@ -108,8 +108,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--requests-per-level", type=int, metavar="N", help="requests per level (default 8 x concurrency)")
     p.add_argument("--warmup", type=int, default=WARMUP_REQUESTS, metavar="N",
                    help=f"warm-up requests before the sweep, not reported in the table (default {WARMUP_REQUESTS})")
-    p.add_argument("--api", choices=("completion", "chat"), default="completion",
-                   help="OpenAI API to call (default completion: exact prompt lengths, no chat template)")
+    p.add_argument("--api", choices=("completion", "chat"),
+                   help="OpenAI API to call (default: completion, Shakespeare prompts cut to exact token counts, as "
+                        "LLMPerf; chat for Ray Serve models, whose OpenAI layer serves only chat completions)")
     p.add_argument("--served-model", help="model name sent in requests (default: what /v1/models reports)")
     p.add_argument("--tokenizer", help="tokenizer (HF id or path) for prompt lengths (default: the stack's model)")
     p.add_argument("--out", type=Path, help="output directory (default build/<stack>/bench/<model>; several models: OUT/<model>)")
@@ -166,8 +167,9 @@ def targets(args: argparse.Namespace) -> list[Target]:
 
 def workload_for(args: argparse.Namespace, target: Target) -> Workload:
     levels = args.concurrency or (sweep(target.predicted, target.cap) if target.predicted else (1, 2, 4, 8, 16))
+    api = args.api or ("chat" if target.info.get("server") == "rayserve" else "completion")
     return Workload(input_tokens=args.input_tokens, output_tokens=args.output_tokens, concurrency=levels,
-                    requests_per_level=args.requests_per_level, warmup_requests=max(0, args.warmup), api=args.api)
+                    requests_per_level=args.requests_per_level, warmup_requests=max(0, args.warmup), api=api)
 
 
 def _fmt(v: float | None, scale: float = 1.0, digits: int = 0) -> str:
@@ -245,6 +247,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
                       f"{workload.output_tokens} tokens, concurrency {', '.join(map(str, workload.concurrency))}"
                       + (f" (sizing: {target.predicted})" if target.predicted else "")
                       + (f", ${target.hourly_usd:.3f}/h" if target.hourly_usd is not None else ""))
+        if workload.api == "chat":
+            console.print("[yellow]chat API: inference-perf 0.7.0 sends chat requests with prompts of about the "
+                          f"sampled length and max_tokens={CHAT_OUTPUT_TOKENS} whatever --output-tokens says"
+                          + (" (Ray Serve's OpenAI layer serves only /v1/chat/completions; seed 004's exact "
+                             "workload needs /v1/completions there)" if target.info.get("server") == "rayserve"
+                             else "") + "[/yellow]")
         in_cluster = not args.url
         report_dir = "/tmp/reports" if in_cluster else "reports"
         config = inference_perf_config(workload, url=target.url, model_name=target.model_name,

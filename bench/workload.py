@@ -118,6 +118,22 @@ def base_url(openai_url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
+CHAT_OUTPUT_TOKENS = 30  # inference-perf 0.7.0's chat generator: its client's default max_tokens, not configurable
+
+
+def data_config(workload: Workload) -> dict[str, Any]:
+    """completion: text cut from inference-perf's Shakespeare corpus to exact token counts from both distributions
+    (LLMPerf, seed 004's tool, samples Shakespeare's sonnets too). chat: inference-perf 0.7.0 builds chat requests
+    only in its multimodal generator (here with no media): prompts of about the sampled length (random token ids,
+    not re-tokenized), and every output max_tokens=30, whatever --output-tokens says."""
+    if workload.api == "completion":
+        return {"type": "synthetic", "input_distribution": workload.input_tokens.config(),
+                "output_distribution": workload.output_tokens.config()}
+    # output_distribution is required by the config check but not used by that generator.
+    return {"type": "synthetic", "multimodal": {}, "input_distribution": workload.input_tokens.config(),
+            "output_distribution": workload.output_tokens.config()}
+
+
 def inference_perf_config(workload: Workload, *, url: str, model_name: str | None = None,
                           tokenizer: str | None = None, report_dir: str = "reports") -> dict[str, Any]:
     """inference-perf 0.7.0's config (inference_perf/config/config.py), one stage per concurrency level.
@@ -129,14 +145,7 @@ def inference_perf_config(workload: Workload, *, url: str, model_name: str | Non
         server["model_name"] = model_name
     cfg: dict[str, Any] = {
         "api": {"type": workload.api, "streaming": True},
-        "data": {
-            # completion: text cut from inference-perf's Shakespeare corpus to the exact token count (LLMPerf, seed
-            # 004's tool, samples Shakespeare's sonnets too); chat (which `synthetic` does not support): random token
-            # ids, which a small or unusual tokenizer may fail to round-trip to an exact length (not sent, counted).
-            "type": "synthetic" if workload.api == "completion" else "random",
-            "input_distribution": workload.input_tokens.config(),
-            "output_distribution": workload.output_tokens.config(),
-        },
+        "data": data_config(workload),
         "load": {
             "type": "concurrent",
             "interval": STAGE_SEPARATION_S,

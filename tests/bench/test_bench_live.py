@@ -7,9 +7,14 @@ JSON has every field with real numbers in order, no request failed, and both PNG
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_cli_prints_the_tables_and_the_knee(bench_run):
@@ -58,3 +63,18 @@ def test_the_plots_are_pngs(bench_run):
 
 def test_the_run_is_short(bench_run):
     assert bench_run["seconds"] < 180, f"the live benchmark took {bench_run['seconds']:.0f} s"
+
+
+def test_the_chat_api_path(vllm_server, bench_venv, tmp_path):
+    """What Ray Serve models get (their OpenAI layer has only chat completions): inference-perf 0.7.0's chat requests
+    (prompts of about the asked length, 30 output tokens)."""
+    command = [sys.executable, "-m", "bench", "--url", vllm_server["url"], "--api", "chat", "--input-tokens", "48",
+               "--output-tokens", "16", "--concurrency", "2", "--requests-per-level", "4", "--warmup", "0",
+               "--no-plots", "--out", str(tmp_path)]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "LLM_EKS_BENCH_VENV": str(bench_venv)})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    (level,) = json.loads((tmp_path / "results.json").read_text())["levels"]
+    assert level["errors"] == 0 and level["not_sent"] == 0 and level["successes"] == 4
+    assert 20 <= level["output_tokens_mean"] <= 31  # max_tokens=30 (the tiny model may stop earlier than ignore_eos)
+    assert 0 < level["ttft"]["p50"] <= level["ttft"]["p99"]
