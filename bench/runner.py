@@ -107,7 +107,7 @@ def _kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def run_job(manifest: Path, namespace: str, name: str, workload: Workload, out: Path, console: Console,
-            label: str, timeout_s: int, sleep: Callable[[float], None] = time.sleep) -> list[str]:
+            label: str, timeout_s: int, sleep: Callable[[float], None] | None = None) -> list[str]:
     """Replace any earlier Job of the same name, apply, stream its log (the progress bar reads it), check it
     succeeded. The log is the result: bench/results.py parses it like a local run's output."""
     _kubectl("-n", namespace, "delete", "job", name, "--ignore-not-found", "--wait=true")
@@ -118,14 +118,15 @@ def run_job(manifest: Path, namespace: str, name: str, workload: Workload, out: 
         proc = subprocess.Popen([kubectl(), "-n", namespace, "logs", "-f", f"job/{name}"], text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
         first = proc.stdout.readline() if proc.stdout else ""
-        if first and "waiting to start" not in first and "ContainerCreating" not in first \
-                and "no pods" not in first.lower() and not first.startswith("Error from server (BadRequest)"):
+        # Before the container runs, kubectl prints one error line and exits: "Error from server (BadRequest): ...
+        # is waiting to start: ContainerCreating", "error: timed out waiting for the condition", ...
+        if first and not first.startswith(("Error from server", "error:")):
             break
         proc.wait()
         if time.monotonic() > deadline:
             raise RunError(f"job/{name} in {namespace}: its pod did not start within {timeout_s} s "
                            f"(kubectl -n {namespace} describe job {name})")
-        sleep(5)
+        (sleep or time.sleep)(5)
 
     def lines() -> Iterator[str]:
         yield first

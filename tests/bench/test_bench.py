@@ -207,12 +207,18 @@ import sys
 args = sys.argv[1:]
 open({str(calls)!r}, "a").write(" ".join(args) + "\\n")
 if "logs" in args:
+    n = open({str(calls)!r}).read().count(" logs ")
+    if n == 1:  # the first attempt: the pod is still being created
+        print('Error from server (BadRequest): container "inference-perf" in pod "bench-x" is waiting to start: '
+              'ContainerCreating')
+        sys.exit(1)
     sys.stdout.write(open({str(SAMPLE)!r}).read())
 elif "get" in args:
     sys.stdout.write("1/")
 """)
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("KUBECTL", str(fake))
+    monkeypatch.setattr("bench.runner.time.sleep", lambda s: None)
     code = main(["qwen-g6", "--apply", "--out", str(tmp_path / "out"), "--input-tokens", "64:4", "--output-tokens",
                  "32:4", "--concurrency", "1,2,4", "--requests-per-level", "6", "--no-plots"])
     out = capsys.readouterr().out
@@ -220,7 +226,8 @@ elif "get" in args:
     log = calls.read_text().splitlines()
     assert log[0] == "-n qwen3-1-7b delete job bench-qwen3-1-7b --ignore-not-found --wait=true"
     assert log[1] == f"apply -f {tmp_path / 'out' / 'job.yaml'}"
-    assert log[2] == "-n qwen3-1-7b logs -f job/bench-qwen3-1-7b"
+    assert log[2] == log[3] == "-n qwen3-1-7b logs -f job/bench-qwen3-1-7b"  # retried until the pod runs
+    assert log[4] == "-n qwen3-1-7b get job bench-qwen3-1-7b -o jsonpath={.status.succeeded}/{.status.failed}"
     d = json.loads((tmp_path / "out" / "results.json").read_text())
     assert d["target"]["stack"] == "qwen-g6" and d["plan"]["predicted_concurrency"] == 4
     assert d["hourly_usd"] > 0 and all(lv["usd_per_million_output_tokens"] > 0 for lv in d["levels"])
