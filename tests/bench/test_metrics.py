@@ -12,6 +12,7 @@ import pytest
 
 from components import metrics as m
 from components.dashboards import vllm as dash
+from tests.bench.test_metrics_live import project_sources
 
 REPO = Path(__file__).resolve().parents[2]
 DCGM_CSV = REPO / "components" / "data" / "dcgm-default-counters.csv"
@@ -38,7 +39,7 @@ def test_every_dcgm_name_used_is_a_default_counter():
     used = set(m.DCGM_METRICS)
     for expr in dash.expressions(json.loads(dash.PATH.read_text())):
         used |= {n for n in m.referenced_metrics(expr) if n.startswith("DCGM_")}
-    for path in sorted((REPO / "components").glob("*.py")):
+    for path in project_sources():
         used |= {n for n in m.referenced_metrics(path.read_text()) if n.startswith("DCGM_")}
     assert used and not used - dcgm_default_counters(), used - dcgm_default_counters()
 

@@ -3,7 +3,7 @@
 The server is the GPU image's vLLM line (CPU build). A metric vLLM renames (as 0.10-0.11 renamed
 vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc) fails here rather than blanking a panel or blinding KEDA.
 The names are collected from components/metrics.py (constants and every query), components/dashboards/*.json and the
-source of every other components/ module (the autoscaler and monitors spell some names themselves).
+project's other Python sources (the autoscaler and monitors may spell names themselves).
 """
 
 from __future__ import annotations
@@ -19,6 +19,16 @@ from components.dashboards.vllm import expressions
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = REPO / "components"
+
+
+SOURCE_DIRS = ("components", "plan", "serving", "config", "sizing", "chat_ui", "preview", "bench")
+
+
+def project_sources() -> list[Path]:
+    """The project's Python sources (not tests), but components/metrics.py, whose docstring names the removed
+    metrics on purpose (its names are checked through its constants and queries)."""
+    paths = [p for d in SOURCE_DIRS for p in sorted((REPO / d).rglob("*.py"))]
+    return [p for p in paths if p != COMPONENTS / "metrics.py"]
 
 
 def vllm_names_used() -> dict[str, set[str]]:
@@ -39,9 +49,7 @@ def vllm_names_used() -> dict[str, set[str]]:
     for path in sorted((COMPONENTS / "dashboards").glob("*.json")):
         for expr in expressions(json.loads(path.read_text())):
             add(m.referenced_metrics(expr), str(path.relative_to(REPO)))
-    for path in sorted(COMPONENTS.glob("*.py")):
-        if path.name == "metrics.py":  # its docstring names the removed metrics on purpose
-            continue
+    for path in project_sources():
         add(m.referenced_metrics(path.read_text(encoding="utf-8")), str(path.relative_to(REPO)))
     return used
 
