@@ -81,7 +81,8 @@ class Percentiles:
         if not summary:
             return cls(math.nan, math.nan, math.nan, math.nan)
         inv = lambda v: 1.0 / v if v and v > 0 else math.nan  # noqa: E731
-        return cls(inv(summary["median"]), inv(summary["p10"]), inv(summary["p1"]), inv(summary["median"]))
+        # The mean of 1/x is not 1/mean(x): left unknown (null in the JSON).
+        return cls(inv(summary["median"]), inv(summary["p10"]), inv(summary["p1"]), math.nan)
 
     def scaled(self, k: float) -> "Percentiles":
         return Percentiles(self.p50 * k, self.p90 * k, self.p99 * k, self.mean * k)
