@@ -20,6 +20,7 @@ help:
 	@echo "make size ARGS='--model Qwen/Qwen3-1.7B --max-model-len 8192 --concurrency 4'"
 	@echo "make clean                   remove build/ and the virtualenv"
 	@echo "make engines                 create the real vLLM engines' virtualenvs (.engines/, make test does it on first use)"
+	@echo "make bench STACK=<name>      benchmark a deployed model (in-cluster Job; URL=http://host:port/v1 for any OpenAI server)"
 
 venv: $(RUNTIME_STAMP)
 
@@ -96,6 +97,9 @@ $(BENCH_STAMP): requirements-bench.txt
 	$(BENCH_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off --quiet -r requirements-bench.txt
 	@rm -f $(BENCH_VENV)/.installed-*
 	@touch $@
+
+# The suite runs the benchmark end to end against a real vLLM: it needs this virtualenv too.
+test: $(BENCH_STAMP)
 
 # With URL and no STACK on the command line, no stack: cost figures then need ARGS='--hourly-usd X'.
 bench: $(RUNTIME_STAMP) $(BENCH_STAMP)
