@@ -159,6 +159,8 @@ def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
                     "image": versions.NEURON_VLLM_IMAGE,
                     # KubeRay runs these before its own `ray start`: Ray on the workers must be the head's version.
                     "args": [worker_command()],
+                    # Relative writes (vllm-neuron's scratch files) land on the sized /data volume, not the image.
+                    "workingDir": "/data",
                     "resources": {"requests": res.requests(), "limits": res.limits()},
                     "env": env,
                     "volumeMounts": [mount, {"name": "dshm", "mountPath": "/dev/shm"}, {"name": "data", "mountPath": "/data"}],

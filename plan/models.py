@@ -82,7 +82,9 @@ def _neuron_settings(model: Model, engine_args: tuple[str, ...]) -> EngineSettin
     return EngineSettings(
         model=model.model, served_model_name=model.model, max_model_len=int(flags["max-model-len"]),
         max_num_seqs=int(flags["max-num-seqs"]), tensor_parallel_size=int(flags["tensor-parallel-size"]),
-        dtype=flags["dtype"], block_size=int(flags.get("block-size", flags["max-model-len"])),  # TODO(lead): settle with serving
+        # vllm-neuron sets block_size = max_model_len itself without prefix caching (vllm_neuron/platform.py); the
+        # planner leaves out --block-size, which vLLM's CLI caps at 256, and the settings say what the plugin does.
+        dtype=flags["dtype"], block_size=int(flags["max-model-len"]),
         enable_prefix_caching="--no-enable-prefix-caching" not in engine_args,
     )
 
