@@ -38,10 +38,7 @@ from . import helm, metrics, versions
 NAMESPACE = KEDA_NAMESPACE
 RELEASE = "keda"
 
-# vLLM 0.19.1 metric names and PromQL: components/metrics.py (held against a live vLLM /metrics by its tests).
-WAITING = metrics.NUM_REQUESTS_WAITING
-RUNNING = metrics.NUM_REQUESTS_RUNNING
-KV_CACHE_USAGE = metrics.KV_CACHE_USAGE
+# vLLM 0.19.1 metric names and PromQL: components/metrics.py (held against a live vLLM /metrics by tests/bench).
 
 def needed(models: list[ModelPlan]) -> bool:
     """Whether a stack needs KEDA at all: a vLLM model whose bounds leave room (Ray Serve scales itself)."""
@@ -58,17 +55,12 @@ class ScalingBehavior:
     cooldown_seconds: int = 300  # KEDA's cooldownPeriod (only used when scaling to zero, which min >= 1 forbids)
 
 
-def running_total_query(namespace: str, model: str | None = None) -> str:
-    """Requests running over all replicas (components/metrics.py has the per-replica form only)."""
-    return f"sum({metrics.NUM_REQUESTS_RUNNING}{metrics.selector(namespace, model)})"
-
-
 def queries(model: ModelPlan) -> dict[str, str]:
     """Sums over the model's pods (Prometheus adds `namespace` from the scraped pod; only the model's vLLM pods run in
     its namespace): an AverageValue trigger divides them by the replica count."""
     ns = model.namespace
     return {"waiting": metrics.waiting_total_query(ns), "kv": metrics.kv_cache_usage_total_query(ns),
-            "running": running_total_query(ns)}
+            "running": metrics.running_total_query(ns)}
 
 
 def _threshold(x: float) -> str:

@@ -18,7 +18,6 @@ from plan.names import STORAGE_CLASS, SYSTEM_NODE_LABELS
 from . import iam
 
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
-SYSTEM_LABEL = SYSTEM_NODE_LABELS  # (for modules that still import it from here)
 
 
 @dataclass

@@ -43,7 +43,8 @@ def karpenter_values(cluster_name: str, queue_name: pulumi.Input[str]) -> dict:
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
         "replicas": 2,  # required anti-affinity: one per system node
         **system_placement(),
-        "controller": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}},
+        "controller": {"image": {"digest": versions.KARPENTER_CONTROLLER_DIGEST},
+                       "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}},
     }
 
 

@@ -95,6 +95,11 @@ def running_per_replica_query(namespace: str, model: str | None = None) -> str:
     return f"avg(sum by (pod) ({NUM_REQUESTS_RUNNING}{selector(namespace, model)}))"
 
 
+def running_total_query(namespace: str, model: str | None = None) -> str:
+    """Requests running over all replicas (an AverageValue trigger divides by the replica count)."""
+    return f"sum({NUM_REQUESTS_RUNNING}{selector(namespace, model)})"
+
+
 def kv_cache_usage_query(namespace: str, model: str | None = None) -> str:
     """KV-cache usage per replica (0..1), averaged over the model's pods: near 1, vLLM preempts and queues. The
     plan's KV-cache tokens give the threshold (the fraction the planned concurrency fills)."""

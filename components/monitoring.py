@@ -36,7 +36,6 @@ NAMESPACE = MONITORING_NAMESPACE
 RELEASE = "kube-prometheus-stack"
 DCGM_RELEASE = "dcgm-exporter"
 PROMETHEUS_PORT = 9090  # prometheus.service.port
-GRAFANA_PORT = 80  # the grafana subchart's service.port
 # kube-prometheus-stack's Grafana sidecar loads every ConfigMap with this label (grafana.sidecar.dashboards).
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 SCRAPE_INTERVAL = "15s"  # KEDA polls every 15 s; the chart's default (30 s) would halve how fresh its signal is

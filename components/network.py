@@ -124,7 +124,6 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
-        self.nat_gateway_count = len(nats)
         self.register_outputs({
             "vpc_id": self.vpc_id,
             "private_subnet_ids": self.private_subnet_ids,

@@ -111,10 +111,6 @@ def validation_problems(exc: ValidationError) -> list[str]:
     return [f"{_path(e['loc'])}: {_describe(e)}".replace("Value error, ", "") for e in exc.errors()]
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    return _line(validation_problems(exc))
-
-
 def region_warning(raw: Mapping[str, Any]) -> str | None:
     """A one-line warning when the stack's region is not the one the cost figures are priced in."""
     region = raw.get("aws:region") or PRICED_REGION

@@ -47,8 +47,7 @@ class ModelPlan:
     server_args: tuple[str, ...]  # vLLM: `vllm serve` argv; Ray Serve: the same flags, for the record (plan.json)
     engine_settings: EngineSettings | None  # Ray Serve: what the serve app builds vLLM from
     rollout_surge: int  # replicas an update runs beside the old ones
-    max_nodes: int  # nodes of the planned type at max replicas plus the surge: the NodePool limit
-    node_limits: dict[str, str]  # the NodePool's Karpenter limits for max_nodes
+    node_limits: dict[str, str]  # Karpenter limits: the nodes that max replicas plus the surge need, and no more
     startup_seconds: int  # image pull, download and load (Neuron: compile) before the server must answer
     scaling: ScalingThresholds | None  # the autoscaler's targets, when replicas.max > replicas.min
 
@@ -113,7 +112,7 @@ def _derived(model: Model, planned: DeploymentPlan) -> ModelPlan:
         overrides = {k: v for k, v in model.autoscaling.model_dump().items() if v is not None}
         scaling = ScalingThresholds(**{**default.__dict__, **overrides})
     return ModelPlan(spec=model, plan=planned, server=server, server_args=tuple(args), engine_settings=settings,
-                     rollout_surge=surge, max_nodes=nodes, node_limits=limits, startup_seconds=startup,
+                     rollout_surge=surge, node_limits=limits, startup_seconds=startup,
                      scaling=scaling)
 
 
