@@ -10,6 +10,7 @@ charts' own affinities off their upstream values.yaml, and the accelerators per 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
+from config import load_stack_config
+from plan.stack import plan_stack
 from preview import render
+from preview.harness import read_stack_config, run_stack, stack_file
 from tests.validation import SHARED, require_shared
 
 from .test_neuron_path import pod_specs
@@ -231,8 +235,25 @@ def test_a_rolling_update_fits_the_nodepool_limit(which, plans, run, manifests):
         assert limit < (nodes_needed + 1) * per_node, (p.name, limit, nodes_needed)
 
 
+def _ray_stack_with_three_minimum_workers():
+    """llama2-13b-inf2 with replicas {min: 3, max: 4}: the stack files' Ray models all start at one worker (3 workers a
+    node: a second cluster of 3 beside 4 needs 3 nodes, where one extra worker would need 2)."""
+    raw, secrets = read_stack_config(stack_file("llama2-13b-inf2"))
+    models = json.loads(raw["llm-eks:models"])
+    models[0]["replicas"] = {"min": 3, "max": 4}
+    raw["llm-eks:models"] = json.dumps(models)
+    config = load_stack_config(raw, set(secrets))
+    run = run_stack("llama2-13b-inf2", raw, secrets)
+    return list(plan_stack(config).models), run, render.manifests(run)
+
+
+def test_a_ray_upgrade_with_three_minimum_workers_fits_the_nodepool_limit():
+    test_a_ray_upgrade_fits_the_nodepool_limit(*_ray_stack_with_three_minimum_workers())
+
+
 def test_a_ray_upgrade_fits_the_nodepool_limit(plans, run, manifests):
     """RayService upgradeStrategy NewCluster starts a whole second cluster of the minimum workers beside the old one."""
+    assert any(m["kind"] == "RayService" for m in manifests) or not any(p.server == "rayserve" for p in plans)
     pools = {n.labels[NODEPOOL_LABEL]: n for n in nodes(run, manifests) if NODEPOOL_LABEL in n.labels}
     services = {m["metadata"]["name"]: m for m in manifests if m["kind"] == "RayService"}
     for p in plans:
