@@ -40,7 +40,8 @@ def _print_plans(plans: list[ModelPlan]) -> None:
         console.rule(f"[bold]{p.name}[/]: {p.spec.model} via {'vLLM' if p.server == 'vllm' else 'Ray Serve + vLLM'}")
         console.print(p.plan.explanation)
         console.print(budget_table(p.plan.memory))
-        console.print(f"[bold]engine[/] {' '.join(p.plan.engine_args)}")
+        what = "vllm serve" if p.server == "vllm" else "vllm-neuron engine (Ray Serve app settings)"
+        console.print(f"[bold]{what}[/] {' '.join(p.server_args)}")
         res = p.plan.resources
         console.print(f"[bold]pod[/] requests {render.quantities(res.requests())}  limits {render.quantities(res.limits())}  "
                       f"/dev/shm {res.shm_mib}Mi  node disk {p.plan.node_disk_gib} GiB", highlight=False)

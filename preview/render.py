@@ -124,7 +124,11 @@ def plan_document(run: StackRun, plans: list[ModelPlan], cost: Cost) -> dict[str
     index = run.by_urn()
     return {
         "stack": run.stack,
-        "models": [{"name": p.name, "server": p.server, **p.plan.to_dict()} for p in plans],
+        "models": [{
+            "name": p.name, "server": p.server, "server_args": list(p.server_args), "endpoint": p.endpoint,
+            "rollout_surge": p.rollout_surge, "node_limits": p.node_limits, "startup_seconds": p.startup_seconds,
+            "autoscaling": p.scaling.__dict__ if p.scaling else None, **p.plan.to_dict(),
+        } for p in plans],
         "cost": cost.to_dict(),
         "exports": run.exports,
         "warnings": sorted(set(run.warnings)),
@@ -135,8 +139,4 @@ def plan_document(run: StackRun, plans: list[ModelPlan], cost: Cost) -> dict[str
             "inputs": r.plain_inputs(),
         } for r in sorted(run.resources, key=lambda r: r.urn)],
     }
-
-
-# --- cost ------------------------------------------------------------------------------------------------
-
 
