@@ -110,7 +110,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"warm-up requests before the sweep, not reported in the table (default {WARMUP_REQUESTS})")
     p.add_argument("--api", choices=("completion", "chat"),
                    help="OpenAI API to call (default: completion, Shakespeare prompts cut to exact token counts, as "
-                        "LLMPerf; chat for Ray Serve models, whose OpenAI layer serves only chat completions)")
+                        "LLMPerf, for vLLM's server and the Ray Serve app alike; chat: about-length prompts and "
+                        f"{CHAT_OUTPUT_TOKENS} output tokens)")
     p.add_argument("--served-model", help="model name sent in requests (default: what /v1/models reports)")
     p.add_argument("--tokenizer", help="tokenizer (HF id or path) for prompt lengths (default: the stack's model)")
     p.add_argument("--out", type=Path, help="output directory (default build/<stack>/bench/<model>; several models: OUT/<model>)")
@@ -167,7 +168,7 @@ def targets(args: argparse.Namespace) -> list[Target]:
 
 def workload_for(args: argparse.Namespace, target: Target) -> Workload:
     levels = args.concurrency or (sweep(target.predicted, target.cap) if target.predicted else (1, 2, 4, 8, 16))
-    api = args.api or ("chat" if target.info.get("server") == "rayserve" else "completion")
+    api = args.api or "completion"  # both servers (vLLM's, the Ray Serve app) serve /v1/completions
     return Workload(input_tokens=args.input_tokens, output_tokens=args.output_tokens, concurrency=levels,
                     requests_per_level=args.requests_per_level, warmup_requests=max(0, args.warmup), api=api)
 
@@ -249,10 +250,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                       + (f", ${target.hourly_usd:.3f}/h" if target.hourly_usd is not None else ""))
         if workload.api == "chat":
             console.print("[yellow]chat API: inference-perf 0.7.0 sends chat requests with prompts of about the "
-                          f"sampled length and max_tokens={CHAT_OUTPUT_TOKENS} whatever --output-tokens says"
-                          + (" (Ray Serve's OpenAI layer serves only /v1/chat/completions; seed 004's exact "
-                             "workload needs /v1/completions there)" if target.info.get("server") == "rayserve"
-                             else "") + "[/yellow]")
+                          f"sampled length and max_tokens={CHAT_OUTPUT_TOKENS} whatever --output-tokens says "
+                          "(seed 004's exact workload needs the default, --api completion)[/yellow]")
         in_cluster = not args.url
         report_dir = "/tmp/reports" if in_cluster else "reports"
         config = inference_perf_config(workload, url=target.url, model_name=target.model_name,

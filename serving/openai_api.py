@@ -1,8 +1,12 @@
 """An OpenAI-compatible HTTP API over a text-generation engine.
 
-`GET /v1/models`, `POST /v1/chat/completions` (JSON, or server-sent events with `stream: true`) and `GET /health`,
-answering in the shapes and error format the `openai` client expects. The engine sits behind a small interface
-(`Engine`): vLLM on Neuron in the pod (serving/vllm_engine.py), a fake in the tests.
+`GET /v1/models`, `POST /v1/chat/completions` and `POST /v1/completions` (JSON, or server-sent events with
+`stream: true`) and `GET /health`, answering in the shapes and error format the `openai` client expects. The engine
+sits behind a small interface (`Engine`): vLLM on Neuron in the pod (serving/vllm_engine.py), a fake in the tests.
+
+`/v1/completions` takes a raw prompt (text, or token ids, as the OpenAI API allows) with no chat template, and the
+fields inference-perf 0.7.0 sends (max_tokens, stream, stream_options.include_usage, and vLLM's ignore_eos and
+add_special_tokens), so the benchmark controls prompt and output token counts exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Literal, Protocol
+from typing import Annotated, Any, AsyncIterator, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
@@ -34,6 +38,7 @@ class Sampling:
     seed: int | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    ignore_eos: bool = False  # vLLM's extension: generate max_tokens whatever the model's end-of-sequence token says
 
 
 @dataclass
@@ -54,6 +59,13 @@ class Engine(Protocol):
 
     def generate(self, request_id: str, messages: list[dict[str, str]], sampling: Sampling) -> AsyncIterator[Chunk]:
         """Stream the completion of `messages`."""
+
+    async def encode(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of a raw text prompt, no chat template (`add_special_tokens`: the tokenizer's BOS and the like)."""
+
+    def complete(self, request_id: str, prompt_ids: list[int], sampling: Sampling) -> AsyncIterator[Chunk]:
+        """Stream the continuation of `prompt_ids`, taken as they are. An invalid prompt (a token id out of the
+        vocabulary) raises ValueError before the first chunk, as vLLM's engine does."""
 
     async def abort(self, request_id: str) -> None:
         """Stop generating for a client that went away."""
@@ -103,6 +115,43 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     presence_penalty: float = Field(default=0.0, ge=-2, le=2)
     frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
+    ignore_eos: bool = False  # vLLM's extension (inference-perf sends it with chat requests too)
+
+
+class CompletionRequest(BaseModel):
+    """The legacy completions API (https://platform.openai.com/docs/api-reference/completions/create): one prompt,
+    text or token ids (a one-element array of either is the same prompt), plus vLLM's ignore_eos and
+    add_special_tokens. Fields that would change the response's shape (n, best_of, echo, logprobs, suffix) are
+    refused unless left at their defaults; other unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str
+    prompt: str | list[Annotated[int, Field(ge=0)]] | list[str] | list[list[Annotated[int, Field(ge=0)]]]
+    max_tokens: int | None = Field(default=16, ge=1)  # the OpenAI API's default, and vLLM's
+    temperature: float = Field(default=1.0, ge=0, le=2)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    n: int = 1
+    best_of: int | None = None
+    echo: bool = False
+    logprobs: int | None = None
+    suffix: str | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
+    ignore_eos: bool = False
+    add_special_tokens: bool = True
+
+
+def _validation_error(exc: ValidationError) -> JSONResponse:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    if loc and loc[0] == "prompt" and first["type"] != "missing":  # a union: pydantic names each member it tried
+        return error(400, "prompt: must be a string or an array of token ids (integers >= 0)", param="prompt")
+    param = ".".join(loc) or None
+    return error(400, f"{param}: {first['msg']}" if param else first["msg"], param=param)
 
 
 def error(status: int, message: str, param: str | None = None, code: str | None = None,
@@ -125,6 +174,12 @@ class OpenAIServer:
             except ValueError:
                 return error(400, "the request body is not valid JSON")
             return await self.chat_completions(body)
+        if path == "/v1/completions" and method == "POST":
+            try:
+                body = await request.json()
+            except ValueError:
+                return error(400, "the request body is not valid JSON")
+            return await self.completions(body)
         if path == "/v1/models" and method == "GET":
             return JSONResponse(self.models())
         if path == "/health" and method == "GET":
@@ -133,7 +188,7 @@ class OpenAIServer:
             except Exception as exc:  # noqa: BLE001 - a dead engine raises (vLLM: EngineDeadError): unhealthy, not a 500
                 return error(503, f"the engine is not healthy: {type(exc).__name__}: {exc}", kind="server_error")
             return Response(status_code=200 if ok else 503)
-        if path in ("/v1/chat/completions", "/v1/models", "/health"):
+        if path in ("/v1/chat/completions", "/v1/completions", "/v1/models", "/health"):
             return error(405, f"{method} is not allowed on {path}")
         return error(404, f"no route {method} {path}", code="not_found")
 
@@ -147,12 +202,9 @@ class OpenAIServer:
         try:
             req = ChatCompletionRequest.model_validate(body)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            param = ".".join(str(p) for p in first["loc"]) or None
-            return error(400, f"{param}: {first['msg']}" if param else first["msg"], param=param)
+            return _validation_error(exc)
         if req.model != self.served_model_name:
-            return error(404, f"The model `{req.model}` does not exist. This server serves `{self.served_model_name}`.",
-                         param="model", code="model_not_found")
+            return self._no_such_model(req.model)
         if req.n != 1:
             return error(400, "only n=1 is supported", param="n")
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
@@ -166,7 +218,7 @@ class OpenAIServer:
         stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
         sampling = Sampling(
             max_tokens=wanted or limit - prompt, temperature=req.temperature, top_p=req.top_p, stop=stop, seed=req.seed,
-            presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
+            presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty, ignore_eos=req.ignore_eos,
         )
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         if req.stream:
@@ -211,6 +263,118 @@ class OpenAIServer:
             yield event({}, finish=(last.finish_reason if last else None) or "stop")
             if include_usage:
                 yield event({}, usage=_usage(last, 0), choices=False)
+            yield "data: [DONE]\n\n"
+            finished = True
+        except Exception as exc:  # noqa: BLE001 - tell the client in-band: the HTTP status is already sent
+            yield f"data: {json.dumps({'error': {'message': f'generation failed: {exc}', 'type': 'server_error'}})}\n\n"
+        finally:
+            if not finished:  # the client went away (or the engine failed): free the sequence slot
+                await self._abort(request_id)
+
+    def _no_such_model(self, model: str) -> JSONResponse:
+        return error(404, f"The model `{model}` does not exist. This server serves `{self.served_model_name}`.",
+                     param="model", code="model_not_found")
+
+    async def completions(self, body: Any) -> Response:
+        try:
+            req = CompletionRequest.model_validate(body)
+        except ValidationError as exc:
+            return _validation_error(exc)
+        if req.model != self.served_model_name:
+            return self._no_such_model(req.model)
+        for name, allowed in (("n", (1,)), ("best_of", (None, 1)), ("echo", (False,)), ("logprobs", (None,)),
+                              ("suffix", (None,))):
+            if getattr(req, name) not in allowed:
+                return error(400, f"{name}={getattr(req, name)!r} is not supported by this server", param=name)
+        prompt = req.prompt
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
+            if len(prompt) != 1:
+                return error(400, f"one prompt per request: got a batch of {len(prompt)}", param="prompt")
+            prompt = prompt[0]
+        if isinstance(prompt, str):
+            prompt_ids = await self.engine.encode(prompt, add_special_tokens=req.add_special_tokens)
+        else:
+            prompt_ids = list(prompt)
+        if not prompt_ids:
+            return error(400, "the prompt is empty", param="prompt")
+        limit, n = self.engine.max_model_len, len(prompt_ids)
+        wanted = req.max_tokens
+        if n >= limit or (wanted and n + wanted > limit):
+            return error(400, f"This model's maximum context length is {limit} tokens. However, you requested "
+                              f"{n + (wanted or 0)} tokens ({n} in the prompt, {wanted or 0} in the completion).",
+                         param="prompt", code="context_length_exceeded")
+        stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+        sampling = Sampling(
+            max_tokens=wanted or limit - n, temperature=req.temperature, top_p=req.top_p, stop=stop, seed=req.seed,
+            presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty, ignore_eos=req.ignore_eos,
+        )
+        request_id = f"cmpl-{uuid.uuid4().hex}"
+        stream = self.engine.complete(request_id, prompt_ids, sampling)
+        # The first chunk decides the status, as in vLLM's server: a prompt the engine refuses (ValueError: a token id
+        # out of the vocabulary) is a 400, before any event is sent.
+        try:
+            first: Chunk | None = await stream.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except ValueError as exc:
+            await self._abort(request_id)
+            return error(400, str(exc), param="prompt")
+        except BaseException as exc:  # noqa: BLE001 - includes the cancellation of a client that left
+            await self._abort(request_id)
+            if not isinstance(exc, Exception):
+                raise
+            return error(500, f"generation failed: {exc}", kind="server_error")
+        if req.stream:
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            return StreamingResponse(self._completion_events(request_id, first, stream, n, include_usage),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        text, last = [], first
+        try:
+            if first is not None:
+                text.append(first.text)
+                async for chunk in stream:
+                    text.append(chunk.text)
+                    last = chunk
+        except Exception as exc:  # noqa: BLE001 - the engine's failure becomes an API error, not a dropped socket
+            await self._abort(request_id)
+            return error(500, f"generation failed: {exc}", kind="server_error")
+        return JSONResponse({
+            "id": request_id, "object": "text_completion", "created": int(time.time()), "model": self.served_model_name,
+            "choices": [{"index": 0, "text": "".join(text), "logprobs": None,
+                         "finish_reason": (last.finish_reason if last else None) or "stop"}],
+            "usage": _usage(last, n),
+        })
+
+    async def _completion_events(self, request_id: str, first: Chunk | None, stream: AsyncIterator[Chunk],
+                                 prompt_tokens: int, include_usage: bool) -> AsyncIterator[str]:
+        """SSE chunks of `text_completion` objects: each carries the new text, the last one the finish reason (as
+        vLLM's server and OpenAI send them); then the usage chunk (`choices: []`) if asked for, then [DONE]."""
+        created = int(time.time())
+
+        def event(text: str, finish: str | None = None, usage: dict | None = None) -> str:
+            payload = {"id": request_id, "object": "text_completion", "created": created,
+                       "model": self.served_model_name,
+                       "choices": [] if usage is not None else
+                       [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+            if usage is not None:
+                payload["usage"] = usage
+            return f"data: {json.dumps(payload)}\n\n"
+
+        last: Chunk | None = None
+        finished = False
+        try:
+            if first is not None:
+                last = first
+                if first.text or first.finish_reason:
+                    yield event(first.text, first.finish_reason)
+                async for chunk in stream:
+                    last = chunk
+                    if chunk.text or chunk.finish_reason:
+                        yield event(chunk.text, chunk.finish_reason)
+            if last is None or not last.finish_reason:
+                yield event("", "stop")
+            if include_usage:
+                yield event("", usage=_usage(last, prompt_tokens))
             yield "data: [DONE]\n\n"
             finished = True
         except Exception as exc:  # noqa: BLE001 - tell the client in-band: the HTTP status is already sent

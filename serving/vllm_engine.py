@@ -1,7 +1,7 @@
 """The `Engine` the OpenAI layer talks to, backed by vLLM (on Neuron through the vllm-neuron plugin).
 
 Only stable vLLM entry points are used (AsyncEngineArgs, SamplingParams, the async engine's generate/abort/
-check_health and its tokenizer), so the OpenAI layer does not depend on vLLM's own server classes, which move between
+check_health and its tokenizer; chat prompts go through the tokenizer's chat template, completion prompts as they are), so the OpenAI layer does not depend on vLLM's own server classes, which move between
 releases. vLLM is imported when the engine is built, in the Neuron worker; the Ray head imports this module without it.
 The suite runs this class against the real vLLM 0.16 engine on CPU (tests/engine/).
 """
@@ -100,14 +100,30 @@ class VLLMEngine:
         return len(await self._prompt_ids(messages))
 
     async def generate(self, request_id: str, messages: list[dict[str, str]], sampling: Sampling) -> AsyncIterator[Chunk]:
+        async for chunk in self._generate(request_id, await self._prompt_ids(messages), sampling):
+            yield chunk
+
+    async def encode(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
+        """A raw prompt's token ids, no chat template: what vLLM's /v1/completions feeds the engine (its
+        add_special_tokens defaults to true there too: Llama's tokenizer then adds the BOS)."""
+        tokenizer = await self._tok()
+        return list(tokenizer.encode(prompt, add_special_tokens=add_special_tokens))
+
+    async def complete(self, request_id: str, prompt_ids: list[int], sampling: Sampling) -> AsyncIterator[Chunk]:
+        # vLLM's input processor checks the ids (out of the vocabulary: ValueError) when the request is added, that
+        # is before the first output: the OpenAI layer turns that into a 400.
+        async for chunk in self._generate(request_id, list(prompt_ids), sampling):
+            yield chunk
+
+    async def _generate(self, request_id: str, prompt_ids: list[int], sampling: Sampling) -> AsyncIterator[Chunk]:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        prompt_ids = await self._prompt_ids(messages)
         params = SamplingParams(
             max_tokens=sampling.max_tokens, temperature=sampling.temperature, top_p=sampling.top_p,
             stop=list(sampling.stop) or None, seed=sampling.seed, presence_penalty=sampling.presence_penalty,
-            frequency_penalty=sampling.frequency_penalty, output_kind=RequestOutputKind.DELTA,
+            frequency_penalty=sampling.frequency_penalty, ignore_eos=sampling.ignore_eos,
+            output_kind=RequestOutputKind.DELTA,
         )
         completion = 0
         async for out in self._engine.generate({"prompt_token_ids": prompt_ids}, params, request_id):

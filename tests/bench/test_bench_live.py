@@ -66,8 +66,8 @@ def test_the_run_is_short(bench_run):
 
 
 def test_the_chat_api_path(vllm_server, bench_venv, tmp_path):
-    """What Ray Serve models get (their OpenAI layer has only chat completions): inference-perf 0.7.0's chat requests
-    (prompts of about the asked length, 30 output tokens)."""
+    """--api chat, for a server without /v1/completions: inference-perf 0.7.0's chat requests (prompts of about the
+    asked length, 30 output tokens)."""
     command = [sys.executable, "-m", "bench", "--url", vllm_server["url"], "--api", "chat", "--input-tokens", "48",
                "--output-tokens", "16", "--concurrency", "2", "--requests-per-level", "4", "--warmup", "0",
                "--no-plots", "--out", str(tmp_path)]

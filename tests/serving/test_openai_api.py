@@ -176,6 +176,175 @@ def test_the_official_openai_client_round_trip(live_server):
     assert err.value.code == "context_length_exceeded"
 
 
+# --- /v1/completions: a raw prompt, no chat template -----------------------------------------------------------
+
+
+def complete(**extra):
+    return {"model": MODEL, "prompt": "The capital of France is", **extra}
+
+
+def test_completion_shape_usage_and_the_raw_prompt(client, engine):
+    r = client.post("/v1/completions", json=complete(max_tokens=20, temperature=0.2, top_p=0.9, stop="END", seed=7))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "text_completion" and body["model"] == MODEL and body["id"].startswith("cmpl-")
+    assert body["choices"] == [{"index": 0, "text": "The capital of France is Paris.", "logprobs": None,
+                                "finish_reason": "stop"}]
+    assert body["usage"] == {"prompt_tokens": 6, "completion_tokens": 6, "total_tokens": 12}  # BOS + 5 words
+    [(request_id, prompt_ids, sampling)] = engine.completions
+    assert engine.requests == []  # no chat template
+    assert prompt_ids[0] == FakeEngine.BOS and len(prompt_ids) == 6 and request_id == body["id"]
+    assert sampling == Sampling(max_tokens=20, temperature=0.2, top_p=0.9, stop=("END",), seed=7)
+
+
+def test_completion_defaults_are_the_openai_apis(client, engine):
+    body = client.post("/v1/completions", json={"model": MODEL, "prompt": "Hi"}).json()
+    assert engine.completions[0][2] == Sampling(max_tokens=16)  # max_tokens 16, temperature 1, top_p 1
+    assert body["usage"]["prompt_tokens"] == 2
+
+
+def test_what_inference_perf_sends(client, engine):
+    """inference-perf 0.7.0's completion request body (inference_perf/apis/completion.py), streamed: exact prompt
+    and output token counts (ignore_eos, add_special_tokens=false for prompts that carry their own specials)."""
+    prompt = " ".join(f"w{i}" for i in range(12))
+    body = {"model": MODEL, "prompt": prompt, "max_tokens": 40, "ignore_eos": True, "stream": True,
+            "stream_options": {"include_usage": True}, "add_special_tokens": False}
+    with client.stream("POST", "/v1/completions", json=body) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = _events(r.read().decode())
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all(c["object"] == "text_completion" and c["model"] == MODEL for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1
+    with_text = [c for c in chunks if c["choices"]]
+    assert len(with_text) == 40 and all(c["choices"][0]["text"] for c in with_text)  # one event per token
+    assert [c["choices"][0]["finish_reason"] for c in with_text] == [None] * 39 + ["length"]
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
+    [(_, prompt_ids, sampling)] = engine.completions
+    assert len(prompt_ids) == 12 and sampling.ignore_eos and sampling.max_tokens == 40
+
+
+def test_without_ignore_eos_the_reply_ends_at_its_end(client):
+    body = client.post("/v1/completions", json=complete(max_tokens=40)).json()
+    assert body["usage"]["completion_tokens"] == 6 and body["choices"][0]["finish_reason"] == "stop"
+    body = client.post("/v1/completions", json=complete(max_tokens=40, ignore_eos=True)).json()
+    assert body["usage"]["completion_tokens"] == 40 and body["choices"][0]["finish_reason"] == "length"
+
+
+def test_stream_without_usage_and_a_stop_string(client):
+    with client.stream("POST", "/v1/completions", json=complete(stream=True, stop=["France"])) as r:
+        events = _events(r.read().decode())
+    assert events[-1] == "[DONE]" and all(c["choices"] for c in events[:-1])  # no usage chunk unless asked
+    assert "".join(c["choices"][0]["text"] for c in events[:-1]) == "The capital of"
+    assert events[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("prompt", [[5, 6, 7], [[5, 6, 7]]])
+def test_a_prompt_of_token_ids_is_taken_as_it_is(client, engine, prompt):
+    body = client.post("/v1/completions", json=complete(prompt=prompt, max_tokens=3)).json()
+    assert engine.completions[0][1] == [5, 6, 7] and body["usage"]["prompt_tokens"] == 3
+    assert body["choices"][0]["text"] == "The capital of" and body["choices"][0]["finish_reason"] == "length"
+
+
+def test_a_one_prompt_array_of_text_is_that_prompt(client, engine):
+    client.post("/v1/completions", json=complete(prompt=["Hello there"]))
+    assert len(engine.completions[0][1]) == 3
+
+
+def test_chat_takes_ignore_eos_too(client, engine):
+    body = client.post("/v1/chat/completions", json=ask(max_tokens=9, ignore_eos=True)).json()
+    assert engine.requests[0][2].ignore_eos and body["usage"]["completion_tokens"] == 9
+
+
+@pytest.mark.parametrize("body, status, param, code", [
+    (complete(model="other/model"), 404, "model", "model_not_found"),
+    ({"model": MODEL}, 400, "prompt", None),
+    (complete(prompt=[1, -2]), 400, "prompt", None),
+    (complete(prompt={"text": "x"}), 400, "prompt", None),
+    (complete(prompt=[]), 400, "prompt", None),
+    (complete(prompt=["a", "b"]), 400, "prompt", None),
+    (complete(prompt=[5, 1000]), 400, "prompt", None),  # out of the (fake) vocabulary: the engine refuses it
+    (complete(n=2), 400, "n", None),
+    (complete(best_of=3), 400, "best_of", None),
+    (complete(echo=True), 400, "echo", None),
+    (complete(logprobs=2), 400, "logprobs", None),
+    (complete(suffix="!"), 400, "suffix", None),
+    (complete(max_tokens=0), 400, "max_tokens", None),
+    (complete(temperature=-1), 400, "temperature", None),
+    (complete(max_tokens=60), 400, "prompt", "context_length_exceeded"),
+    (complete(prompt=list(range(2, 66))), 400, "prompt", "context_length_exceeded"),
+    (complete(stream=True, max_tokens=60), 400, "prompt", "context_length_exceeded"),
+])
+def test_completion_errors_have_the_openai_shape(client, body, status, param, code):
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["message"]
+    assert err["param"] == param and err["code"] == code
+
+
+def test_completion_context_error_names_the_numbers(client):
+    message = client.post("/v1/completions", json=complete(max_tokens=60)).json()["error"]["message"]
+    assert "maximum context length is 64 tokens" in message and "66 tokens (6 in the prompt, 60 in the completion)" in message
+
+
+def test_completion_routes(client):
+    assert client.post("/v1/completions", content=b"{nope", headers={"content-type": "application/json"}).status_code == 400
+    assert client.get("/v1/completions").status_code == 405
+
+
+def test_an_engine_failure_in_a_completion_is_a_server_error_or_in_band():
+    engine = FakeEngine(fail_after=2)
+    client = TestClient(build_app(OpenAIServer(engine, MODEL)))
+    r = client.post("/v1/completions", json=complete())
+    assert r.status_code == 500 and r.json()["error"] == {
+        "message": "generation failed: device lost", "type": "server_error", "param": None, "code": None}
+    with client.stream("POST", "/v1/completions", json=complete(stream=True)) as r:
+        events = _events(r.read().decode())
+    assert "generation failed: device lost" in events[-1]["error"]["message"]
+    assert engine.aborted == [engine.completions[0][0], engine.completions[1][0]]
+
+
+def test_a_completion_client_that_leaves_mid_stream_frees_its_sequence():
+    engine = FakeEngine()
+    server = OpenAIServer(engine, MODEL)
+
+    async def leave_early():
+        stream = engine.complete("cmpl-x", [1, 2, 3], Sampling(max_tokens=10))
+        events = server._completion_events("cmpl-x", await stream.__anext__(), stream, 3, False)
+        await events.__anext__()
+        await events.__anext__()
+        await events.aclose()  # what Starlette does when the connection drops
+
+    asyncio.run(leave_early())
+    assert engine.aborted == ["cmpl-x"]
+
+
+def test_the_official_openai_client_completions(live_server):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=live_server, api_key="EMPTY", max_retries=0)
+    reply = client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=20)
+    assert reply.object == "text_completion" and reply.choices[0].text == "The capital of France is Paris."
+    assert reply.choices[0].finish_reason == "stop" and reply.usage.prompt_tokens == 6
+    exact = client.completions.create(model=MODEL, prompt=[7, 8, 9], max_tokens=25, extra_body={"ignore_eos": True})
+    assert exact.usage.prompt_tokens == 3 and exact.usage.completion_tokens == 25
+    assert exact.choices[0].finish_reason == "length"
+    chunks = list(client.completions.create(model=MODEL, prompt="Capital?", max_tokens=30, stream=True,
+                                            stream_options={"include_usage": True}, extra_body={"ignore_eos": True}))
+    assert "".join(c.choices[0].text for c in chunks if c.choices).startswith("The capital of France is Paris. The")
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 30
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="nope", prompt="x")
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=MODEL, prompt="x", max_tokens=1000)
+    assert err.value.code == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=MODEL, prompt="x", stream=True, max_tokens=1000)
+    assert err.value.code == "context_length_exceeded"
+
+
 def test_settings_round_trip_through_one_set_of_names():
     s = EngineSettings(model=MODEL, served_model_name=MODEL, max_model_len=4096, max_num_seqs=4,
                        tensor_parallel_size=4, dtype="float16", block_size=4096)

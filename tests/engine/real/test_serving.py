@@ -177,6 +177,63 @@ def test_context_limit_is_the_engines(client):
     assert err.value.code == "context_length_exceeded"
 
 
+def test_a_completion_honours_token_counts_with_ignore_eos(engine, client):
+    """/v1/completions, as the benchmark drives it: a raw prompt (no chat template) and exactly max_tokens out."""
+    prompt = "The quick brown fox jumps over the lazy dog"
+    tokenizer = engine._engine.get_tokenizer()
+    reply = client.completions.create(model=HUB_ID, prompt=prompt, max_tokens=24, temperature=0,
+                                      extra_body={"ignore_eos": True})
+    choice = reply.choices[0]
+    assert reply.object == "text_completion" and reply.model == HUB_ID and reply.id.startswith("cmpl-")
+    assert reply.usage.prompt_tokens == len(tokenizer.encode(prompt))  # the BOS and the words, nothing more
+    assert reply.usage.completion_tokens == 24 and choice.finish_reason == "length"
+    assert isinstance(choice.text, str)
+    # add_special_tokens=false (inference-perf sends it for prompts that carry their own) reaches the tokenizer
+    bare = client.completions.create(model=HUB_ID, prompt=prompt, max_tokens=2, temperature=0,
+                                     extra_body={"ignore_eos": True, "add_special_tokens": False})
+    assert bare.usage.prompt_tokens == len(tokenizer.encode(prompt, add_special_tokens=False))
+    assert bare.usage.completion_tokens == 2
+    # the same prompt as token ids: the same greedy continuation
+    ids = tokenizer.encode(prompt)
+    again = client.completions.create(model=HUB_ID, prompt=ids, max_tokens=24, temperature=0,
+                                      extra_body={"ignore_eos": True})
+    assert again.usage.prompt_tokens == len(ids) and again.choices[0].text == choice.text
+
+
+def test_a_streamed_completion_as_inference_perf_sends_it(base_url, client):
+    """inference-perf 0.7.0's body (inference_perf/apis/completion.py): SSE chunks, max_tokens honoured, usage last."""
+    body = {"model": HUB_ID, "prompt": "Once upon a time " * 10, "max_tokens": 40, "ignore_eos": True,
+            "stream": True, "stream_options": {"include_usage": True}}
+    with httpx.Client(timeout=120) as http, http.stream("POST", f"{base_url}/v1/completions", json=body) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    assert all(c["object"] == "text_completion" for c in chunks) and len({c["id"] for c in chunks}) == 1
+    usage = chunks[-1]["usage"]
+    assert chunks[-1]["choices"] == [] and usage["completion_tokens"] == 40
+    assert usage["total_tokens"] == usage["prompt_tokens"] + 40
+    assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]][-1] == "length"
+    whole = client.completions.create(model=HUB_ID, prompt=body["prompt"], max_tokens=40, temperature=0,
+                                      extra_body={"ignore_eos": True})
+    assert whole.usage.prompt_tokens == usage["prompt_tokens"]
+    streamed = list(client.completions.create(model=HUB_ID, prompt=body["prompt"], max_tokens=40, temperature=0,
+                                              stream=True, extra_body={"ignore_eos": True}))
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == whole.choices[0].text
+
+
+def test_completion_errors_are_the_engines(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=HUB_ID, prompt="hello", max_tokens=MAX_MODEL_LEN)
+    assert err.value.code == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError) as err:  # vLLM's own check: a token id out of the vocabulary
+        client.completions.create(model=HUB_ID, prompt=[1, 10**7], max_tokens=2)
+    assert "out of vocabulary" in err.value.body["message"] and err.value.body["param"] == "prompt"
+    reply = client.completions.create(model=HUB_ID, prompt="still serving", max_tokens=2,
+                                      extra_body={"ignore_eos": True})
+    assert reply.usage.completion_tokens == 2
+
+
 def test_the_tokenizers_own_template_wins(engine, tmp_path):
     """With a template of its own, the tokenizer's is used, not the shipped Llama-2 one (same adapter, no engine)."""
     from transformers import AutoTokenizer
