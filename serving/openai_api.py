@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import uuid
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, AsyncIterator, Literal, Protocol
 
@@ -209,17 +210,9 @@ class OpenAIServer:
             return error(400, "only n=1 is supported", param="n")
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
         prompt = await self.engine.prompt_tokens(messages)
-        limit = self.engine.max_model_len
-        wanted = req.max_completion_tokens or req.max_tokens
-        if prompt >= limit or (wanted and prompt + wanted > limit):
-            return error(400, f"This model's maximum context length is {limit} tokens. However, you requested "
-                              f"{prompt + (wanted or 0)} tokens ({prompt} in the messages, {wanted or 0} in the completion).",
-                         param="messages", code="context_length_exceeded")
-        stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
-        sampling = Sampling(
-            max_tokens=wanted or limit - prompt, temperature=req.temperature, top_p=req.top_p, stop=stop, seed=req.seed,
-            presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty, ignore_eos=req.ignore_eos,
-        )
+        sampling = self._sampling(req, prompt, req.max_completion_tokens or req.max_tokens, "messages")
+        if isinstance(sampling, Response):
+            return sampling
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -252,9 +245,8 @@ class OpenAIServer:
                 payload["usage"] = usage
             return f"data: {json.dumps(payload)}\n\n"
 
-        last: Chunk | None = None
-        finished = False
-        try:
+        async def events() -> AsyncIterator[str]:
+            last: Chunk | None = None
             yield event({"role": "assistant", "content": ""})
             async for chunk in self.engine.generate(request_id, messages, sampling):
                 last = chunk
@@ -263,12 +255,40 @@ class OpenAIServer:
             yield event({}, finish=(last.finish_reason if last else None) or "stop")
             if include_usage:
                 yield event({}, usage=_usage(last, 0), choices=False)
+
+        async with aclosing(self._server_sent(request_id, events())) as lines:
+            async for line in lines:
+                yield line
+
+    def _sampling(self, req: Any, prompt_tokens: int, wanted: int | None, where: str) -> Sampling | Response:
+        """The request's sampling parameters, or the OpenAI error when the prompt and the completion it asks for
+        exceed the context (`where`: the request field that holds the prompt)."""
+        limit = self.engine.max_model_len
+        if prompt_tokens >= limit or (wanted and prompt_tokens + wanted > limit):
+            return error(400, f"This model's maximum context length is {limit} tokens. However, you requested "
+                              f"{prompt_tokens + (wanted or 0)} tokens ({prompt_tokens} in the {where}, "
+                              f"{wanted or 0} in the completion).", param=where, code="context_length_exceeded")
+        stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+        return Sampling(
+            max_tokens=wanted or limit - prompt_tokens, temperature=req.temperature, top_p=req.top_p, stop=stop,
+            seed=req.seed, presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
+            ignore_eos=req.ignore_eos,
+        )
+
+    async def _server_sent(self, request_id: str, events: AsyncIterator[str]) -> AsyncIterator[str]:
+        """`events`, then [DONE]; an engine failure is told in-band (the HTTP status is already sent), and a stream
+        that does not finish (the client went away, or the engine failed) frees its sequence slot."""
+        finished = False
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    yield event
             yield "data: [DONE]\n\n"
             finished = True
-        except Exception as exc:  # noqa: BLE001 - tell the client in-band: the HTTP status is already sent
+        except Exception as exc:  # noqa: BLE001
             yield f"data: {json.dumps({'error': {'message': f'generation failed: {exc}', 'type': 'server_error'}})}\n\n"
         finally:
-            if not finished:  # the client went away (or the engine failed): free the sequence slot
+            if not finished:
                 await self._abort(request_id)
 
     def _no_such_model(self, model: str) -> JSONResponse:
@@ -297,17 +317,10 @@ class OpenAIServer:
             prompt_ids = list(prompt)
         if not prompt_ids:
             return error(400, "the prompt is empty", param="prompt")
-        limit, n = self.engine.max_model_len, len(prompt_ids)
-        wanted = req.max_tokens
-        if n >= limit or (wanted and n + wanted > limit):
-            return error(400, f"This model's maximum context length is {limit} tokens. However, you requested "
-                              f"{n + (wanted or 0)} tokens ({n} in the prompt, {wanted or 0} in the completion).",
-                         param="prompt", code="context_length_exceeded")
-        stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
-        sampling = Sampling(
-            max_tokens=wanted or limit - n, temperature=req.temperature, top_p=req.top_p, stop=stop, seed=req.seed,
-            presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty, ignore_eos=req.ignore_eos,
-        )
+        n = len(prompt_ids)
+        sampling = self._sampling(req, n, req.max_tokens, "prompt")
+        if isinstance(sampling, Response):
+            return sampling
         request_id = f"cmpl-{uuid.uuid4().hex}"
         stream = self.engine.complete(request_id, prompt_ids, sampling)
         # The first chunk decides the status, as in vLLM's server: a prompt the engine refuses (ValueError: a token id
@@ -360,9 +373,8 @@ class OpenAIServer:
                 payload["usage"] = usage
             return f"data: {json.dumps(payload)}\n\n"
 
-        last: Chunk | None = None
-        finished = False
-        try:
+        async def events() -> AsyncIterator[str]:
+            last: Chunk | None = None
             if first is not None:
                 last = first
                 if first.text or first.finish_reason:
@@ -375,13 +387,10 @@ class OpenAIServer:
                 yield event("", "stop")
             if include_usage:
                 yield event("", usage=_usage(last, prompt_tokens))
-            yield "data: [DONE]\n\n"
-            finished = True
-        except Exception as exc:  # noqa: BLE001 - tell the client in-band: the HTTP status is already sent
-            yield f"data: {json.dumps({'error': {'message': f'generation failed: {exc}', 'type': 'server_error'}})}\n\n"
-        finally:
-            if not finished:  # the client went away (or the engine failed): free the sequence slot
-                await self._abort(request_id)
+
+        async with aclosing(self._server_sent(request_id, events())) as lines:
+            async for line in lines:
+                yield line
 
     async def _abort(self, request_id: str) -> None:
         """Abort without masking the reason we abort: a dead engine raises from abort() too (vLLM: EngineDeadError)."""
