@@ -71,9 +71,12 @@ def latency(results: dict[str, Any], out: Path) -> Path:
         ax.set_title(name)
         ax.set_ylabel(unit)
         ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle("Latency against concurrency: " + _title(results), fontsize=10)
+    return _save(fig, "Latency against concurrency: " + _title(results), out / "latency.png")
+
+
+def _save(fig: Any, title: str, path: Path) -> Path:
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = out / "latency.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -119,12 +122,7 @@ def throughput(results: dict[str, Any], out: Path) -> Path:
                  transform=ax3.transAxes, color=GREY)
     _xaxis(ax3, xs)
     ax3.set_title("cost per output token")
-    fig.suptitle("Throughput against concurrency: " + _title(results), fontsize=10)
-    fig.tight_layout()
-    path = out / "throughput.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, "Throughput against concurrency: " + _title(results), out / "throughput.png")
 
 
 def plot(results_json: Path, out: Path) -> list[Path]:
