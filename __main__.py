@@ -10,7 +10,7 @@ from components.gradio_ui import GradioChat
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kuberay import KubeRayOperator
 from components.model_server import ModelServer, ModelServerArgs
-from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring import Monitoring, MonitoringArgs, prometheus_url
 from components.network import Network, NetworkArgs
 from components.neuron_device_plugin import NeuronDevicePlugin
 from components.nvidia_device_plugin import NvidiaDevicePlugin
@@ -70,7 +70,7 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
 ))
 if needed(list(stack_plan.models)):
     Autoscaling("autoscaling", AutoscalingArgs(
-        models=list(stack_plan.models), provider=cluster.provider, prometheus_url=monitoring.prometheus_url_text,
+        models=list(stack_plan.models), provider=cluster.provider, prometheus_url=prometheus_url(),
         servers=servers, depends_on=[cluster.system_nodes, monitoring.release],
     ))
 

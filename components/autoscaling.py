@@ -40,9 +40,14 @@ RELEASE = "keda"
 
 # vLLM 0.19.1 metric names and PromQL: components/metrics.py (held against a live vLLM /metrics by tests/bench).
 
+def keda_scaled(model: ModelPlan) -> bool:
+    """A vLLM Deployment whose bounds leave room gets a ScaledObject (Ray Serve on Neuron scales itself)."""
+    return model.autoscaled and model.server == "vllm"
+
+
 def needed(models: list[ModelPlan]) -> bool:
-    """Whether a stack needs KEDA at all: a vLLM model whose bounds leave room (Ray Serve scales itself)."""
-    return any(m.autoscaled and m.server == "vllm" for m in models)
+    """Whether a stack needs KEDA at all."""
+    return any(map(keda_scaled, models))
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ def _threshold(x: float) -> str:
 def scaled_object(model: ModelPlan, thresholds: ScalingThresholds, prometheus_url: str,
                   behavior: ScalingBehavior = ScalingBehavior()) -> dict[str, Any]:
     """The KEDA ScaledObject for one model's Deployment (name and namespace: the model's name)."""
-    if not (model.autoscaled and model.server == "vllm"):
+    if not keda_scaled(model):
         raise ValueError(f"{model.name}: no autoscaling (server {model.server}, replicas {model.spec.replicas})")
     q = queries(model)
 
@@ -159,9 +164,7 @@ class Autoscaling(pulumi.ComponentResource):
             values=keda_values(), create_namespace=True, timeout_seconds=helm.SYSTEM_NODES_SECONDS,
         )
         self.scaled_objects: dict[str, str] = {}
-        for model in args.models:
-            if not (model.autoscaled and model.server == "vllm"):
-                continue
+        for model in filter(keda_scaled, args.models):
             manifest = scaled_object(model, model.scaling, args.prometheus_url, args.behavior)
             k8s.apiextensions.CustomResource(
                 f"{name}-{model.name}", api_version="keda.sh/v1alpha1", kind="ScaledObject",

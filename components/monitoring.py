@@ -323,7 +323,6 @@ class Monitoring(pulumi.ComponentResource):
                 cm = dashboard_config_map(model)
                 k8s.core.v1.ConfigMap(f"{name}-{cm['metadata']['name']}", metadata=cm["metadata"], data=cm["data"],
                                       opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[namespace]))
-        self.prometheus_url_text = prometheus_url()  # a name the chart derives: known before deploy
-        self.prometheus_url = pulumi.Output.from_input(self.prometheus_url_text)
+        self.prometheus_url = pulumi.Output.from_input(prometheus_url())
         self.grafana_service = pulumi.Output.from_input(grafana_service())
         self.register_outputs({"prometheus_url": self.prometheus_url, "grafana_service": self.grafana_service})

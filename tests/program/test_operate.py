@@ -69,7 +69,7 @@ def test_every_monitor_validates_against_the_prometheus_operator_crds():
 
 def test_every_scaled_object_validates_against_the_keda_crd():
     require_shared()
-    models = [p for p in all_plans() if (p.autoscaled and p.server == 'vllm')]
+    models = [p for p in all_plans() if autoscaling.keda_scaled(p)]
     assert [p.name for p in models] == ["qwen3-1-7b"]  # the 2-4 vLLM stack; fixed and Ray stacks get none
     for p in models:
         assert crd_errors(scaled(p)) == []
@@ -198,7 +198,7 @@ def test_prometheus_service_name_follows_the_charts_fullname_helper():
 
 
 def test_the_scaled_object_targets_the_deployment_within_the_bounds():
-    model = next(p for p in vllm_plans() if (p.autoscaled and p.server == 'vllm'))
+    model = next(p for p in vllm_plans() if autoscaling.keda_scaled(p))
     so = scaled(model)
     spec = so["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": model.name}
@@ -216,7 +216,7 @@ def test_the_scaled_object_targets_the_deployment_within_the_bounds():
 
 
 def test_scale_down_is_slow_and_fits_the_pods_grace_period():
-    model = next(p for p in vllm_plans() if (p.autoscaled and p.server == 'vllm'))
+    model = next(p for p in vllm_plans() if autoscaling.keda_scaled(p))
     pod = pod_spec(model)
     assert pod["terminationGracePeriodSeconds"] == scaling.TERMINATION_GRACE_SECONDS
     assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(scaling.PRE_STOP_SECONDS)]
