@@ -12,10 +12,11 @@ PIP           := $(PY) -m pip install --disable-pip-version-check --progress-bar
 STACK  ?= qwen-g6
 ARGS   ?=
 
-.PHONY: help venv test size preview clean engines
+.PHONY: help venv test check size preview clean engines
 
 help:
-	@echo "make test                    run the whole suite offline"
+	@echo "make check                   the offline suite without the real engines, browser and load generator (minutes)"
+	@echo "make test                    the whole suite offline, real vLLM engines included (builds them on first use)"
 	@echo "make preview STACK=<name>    offline preview of stacks/Pulumi.<name>.yaml (no AWS, no Pulumi CLI)"
 	@echo "make size ARGS='--model Qwen/Qwen3-1.7B --max-model-len 8192 --concurrency 4'"
 	@echo "make clean                   remove build/ and the virtualenv"
@@ -63,8 +64,13 @@ $(ENGINES_DIR)/vllm-%/.installed: requirements-engine-%.txt tests/engine/vllm_al
 	@touch $@
 	@echo "== engine vllm $*: ready"
 
-test: $(DEV_STAMP) $(ENGINE_STAMPS)
+# make test needs a Python >= 3.12 for the benchmark's inference-perf: say so before anything is installed.
+test: bench-python $(DEV_STAMP) $(ENGINE_STAMPS)
 	$(PY) -m pytest -q
+
+# Everything but the `live` tests (tests/conftest.py): no engine virtualenvs, no browser, no inference-perf.
+check: $(DEV_STAMP)
+	$(PY) -m pytest -q -m "not live"
 
 size: $(RUNTIME_STAMP)
 	$(PY) -m sizing $(ARGS)
@@ -86,12 +92,14 @@ BENCH_STAMP  := $(BENCH_VENV)/.installed-$(shell cat requirements-bench.txt | ck
 BENCH_PYTHON ?= $(firstword $(foreach p,python3.13 python3.12 python3 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && echo y),$(p))))
 URL    ?=
 
-.PHONY: bench bench-venv
+.PHONY: bench bench-venv bench-python
 
 bench-venv: $(BENCH_STAMP)
 
-$(BENCH_STAMP): requirements-bench.txt
-	@test -n "$(BENCH_PYTHON)" || { echo "make bench needs Python >= 3.12 for inference-perf: set BENCH_PYTHON=/path/to/python3.12"; exit 1; }
+bench-python:
+	@test -n "$(BENCH_PYTHON)" || { echo "make $(MAKECMDGOALS) needs a Python >= 3.12 (python3.12 or python3.13 on PATH) for the benchmark's inference-perf; ./venv can stay on 3.11. Install one, or set BENCH_PYTHON=/path/to/python3.12. make check needs only 3.11."; exit 1; }
+
+$(BENCH_STAMP): requirements-bench.txt | bench-python
 	@echo "== creating $(BENCH_VENV) with $(BENCH_PYTHON) and installing requirements-bench.txt (inference-perf, matplotlib); first use only"
 	@test -x $(BENCH_VENV)/bin/python || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off --quiet -r requirements-bench.txt

@@ -18,8 +18,11 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-"""The steering repo's shared/ (CRDs, upstream chart values): beside the checkout in CI, absent in a user's clone."""
+from tests import upstream as upstream_files
+
+SHARED = upstream_files.root()
+"""The pinned upstream files (crds/, charts/): the steering repo's ../shared where it is beside the checkout (CI, the
+developers), else the cache tests/upstream.py fills from GitHub."""
 
 K8S_VERSION = "1.34"
 
@@ -48,11 +51,13 @@ _OBJECT_META = {"$ref": f"{_DEFS_ID}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1
 
 
 def require_shared() -> None:
-    """Skip the calling test where ../shared is missing (a user's clone); CI always has it."""
+    """Fail the calling test, naming the files, where the pinned upstream files are neither at hand nor fetchable."""
     import pytest  # imported here: the offline preview uses this module without pytest
 
-    if not SHARED.is_dir():
-        pytest.skip("../shared is not beside the checkout (CRDs and chart values come from it)")
+    try:
+        upstream_files.ensure(SHARED)
+    except upstream_files.UpstreamMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 # --------------------------------------------------------------------------- helpers

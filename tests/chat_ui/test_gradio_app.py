@@ -191,6 +191,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.live
 def test_chat_round_trip_in_headless_chromium(standin: StandIn, tmp_path: Any) -> None:
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.skip("Debian's chromium and chromium-driver are not installed "

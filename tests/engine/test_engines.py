@@ -46,6 +46,7 @@ def test_every_engine_the_makefile_makes_has_a_suite_and_every_suite_runs():
     assert sorted(f.name for f in REAL.glob("test_*.py")) == sorted(f for files in SUITES.values() for f in files)
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("version", sorted(SUITES))
 def test_the_real_engine_suite(version):
     python = engine_python(version)

@@ -95,16 +95,8 @@ def test_the_dashboard_config_map_is_a_valid_core_object():
 
 
 def dcgm_values_yaml(tmp_path: Path) -> Path:
-    shared = CHARTS / "dcgm-exporter-4.8.2.values.yaml"
-    if shared.exists():
-        return shared
-    if DCGM_MIRROR.is_dir():
-        text = subprocess.run(["git", "-C", str(DCGM_MIRROR), "show", f"{DCGM_TAG}:deployment/values.yaml"],
-                              check=True, capture_output=True, text=True).stdout
-        path = tmp_path / "dcgm-exporter-4.8.2.values.yaml"
-        path.write_text(text)
-        return path
-    pytest.skip("dcgm-exporter 4.8.2 values.yaml is not in ../shared/charts (nor a local mirror)")
+    require_shared()
+    return CHARTS / "dcgm-exporter-4.8.2.values.yaml"
 
 
 def test_helm_values_are_known_to_the_upstream_charts(tmp_path):
