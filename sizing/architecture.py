@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any, Callable
 
 from .errors import SizingError
+from .kv_cache import Attention, LayerCache
 
 
 class Shard(str, Enum):
@@ -101,7 +102,7 @@ class Architecture:
     max_position_embeddings: int
     rotary_dim: int
     tensors: tuple[Tensor, ...]
-    layer_windows: tuple[int | None, ...]  # per layer: sliding window in tokens, None for full attention
+    caches: tuple[LayerCache, ...]  # the caches vLLM registers, in layer order (kv_cache.py)
     mla: MLA | None = None
     moe: MoE | None = None
     quant: QuantConfig | None = None
@@ -277,6 +278,11 @@ def _windows(cfg: dict, layers: int, *, all_layers_if_set: bool) -> tuple[int | 
     return (None,) * layers
 
 
+def _attention_caches(c: dict, windows: tuple[int | None, ...]) -> tuple[LayerCache, ...]:
+    """One KV cache per decoder layer, of the model's KV heads and head size; sliding where a window applies."""
+    return tuple(Attention(c["num_kv_heads"], c["head_dim"], sliding_window=w) for w in windows)
+
+
 # --- families -----------------------------------------------------------------------------------------------
 
 
@@ -295,7 +301,7 @@ def _llama_like(cfg: dict, *, qkv_bias=False, qk_norm=False, tied_default=False,
     layer_windows = windows if windows is not None else _windows(cfg, c["num_layers"], all_layers_if_set=True)
     return Architecture(
         model_type=cfg["model_type"], tie_word_embeddings=tied, tensors=tuple(b.tensors),
-        layer_windows=layer_windows, **c,
+        caches=_attention_caches(c, layer_windows), **c,
     )
 
 
@@ -329,7 +335,7 @@ def qwen3(cfg: dict) -> Architecture:
 def _moe_arch(cfg, c, b, tied, moe: MoE, windows) -> Architecture:
     return Architecture(
         model_type=cfg["model_type"], tie_word_embeddings=tied, tensors=tuple(b.tensors),
-        layer_windows=windows, moe=moe, **c,
+        caches=_attention_caches(c, windows), moe=moe, **c,
     )
 
 
@@ -395,7 +401,8 @@ def gemma2(cfg: dict) -> Architecture:
     else:  # transformers Gemma2: even layers slide, odd layers attend globally
         w = cfg.get("sliding_window") or 4096
         windows = tuple(int(w) if i % 2 == 0 else None for i in range(layers))
-    return Architecture(model_type="gemma2", tie_word_embeddings=True, tensors=tuple(b.tensors), layer_windows=windows, **c)
+    return Architecture(model_type="gemma2", tie_word_embeddings=True, tensors=tuple(b.tensors),
+                        caches=_attention_caches(c, windows), **c)
 
 
 def phi3(cfg: dict) -> Architecture:
@@ -424,7 +431,7 @@ def phi(cfg: dict) -> Architecture:
     b.layer_norms(2)  # input_layernorm weight and bias
     return Architecture(
         model_type="phi", tie_word_embeddings=tied, tensors=tuple(b.tensors),
-        layer_windows=(None,) * layers, **c,
+        caches=_attention_caches(c, (None,) * layers), **c,
     )
 
 
@@ -475,7 +482,8 @@ def _deepseek(cfg: dict) -> Architecture:
         num_kv_heads=1, head_dim=mla.kv_lora_rank + mla.qk_rope_head_dim, vocab_size=_int(cfg, "vocab_size"),
         tie_word_embeddings=tied, torch_dtype=_dtype(cfg),
         max_position_embeddings=_int(cfg, "max_position_embeddings", 2048), rotary_dim=mla.qk_rope_head_dim,
-        tensors=tuple(b.tensors), layer_windows=(None,) * layers, mla=mla, moe=moe, quant=_quant(cfg),
+        tensors=tuple(b.tensors), mla=mla, moe=moe, quant=_quant(cfg),
+        caches=(Attention(1, mla.kv_lora_rank + mla.qk_rope_head_dim, mla=True),) * layers,
     )
 
 

@@ -3,9 +3,9 @@
     requested   = total_memory x gpu_memory_utilization                    (gpu_worker.request_memory)
     kv_avail    = requested - weights - activation peak - non-torch growth  (determine_available_memory)
                   [- CUDA-graph estimate, from 0.21]
-    page        = 2 x block_size x kv_heads_per_rank x head_size x kv_bytes (FullAttentionSpec; MLA: no 2)
-    num_blocks  = kv_avail // page // layers_per_group                    (kv_cache_utils.get_num_blocks)
-    kv tokens   = num_blocks // groups x block_size
+    page        = per layer, from its KV cache spec (kv_cache.py: full, sliding, chunked, MLA, Mamba state)
+    num_blocks  = kv_avail // (pages of one group's layers)               (get_kv_cache_config_from_groups)
+    kv tokens   = num_blocks // groups x block_size, or concurrency x max_model_len (newer releases)
     startup     = one request of max_model_len must fit                    (_check_enough_kv_cache_memory)
     headroom    = total - requested must hold the CUDA context, the graph pool and the sampler warm-up
 
@@ -17,13 +17,13 @@ modelled here from the engine's profiling shapes with constants fitted to publis
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .architecture import Architecture
 from .catalog import GIB, Accelerator, engine_facts
 from .errors import SizingError
+from .kv_cache import CacheContext, KVCacheConfig, Limits, kv_cache_config
 from .weights import DTYPE_BYTES, WeightFormat, resolve_format, rotary_cache_bytes, vllm_quantization, weight_bytes
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
@@ -92,43 +92,12 @@ def check_tensor_parallel(arch: Architecture, tp: int) -> None:
                           key="tensor_parallel_size")
 
 
-# --- KV cache layout ----------------------------------------------------------------------------------------
+# --- KV cache ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KVLayout:
-    """How vLLM pages the KV cache of one rank: page size per layer and the layer groups."""
-
-    page_bytes: int  # one block of one layer
-    block_size: int
-    layers: int
-    group_size: int  # layers that share one block tensor
-    groups: tuple[int | None, ...]  # per group: sliding window or None (full attention)
-
-    def blocks_per_request(self, window: int | None, max_model_len: int, max_num_batched_tokens: int) -> int:
-        """Blocks one request of max_model_len occupies in one layer (max_memory_usage_bytes / page)."""
-        if window is None:
-            return math.ceil(max_model_len / self.block_size)
-        span = min(window - 1 + max_num_batched_tokens, max_model_len)
-        return math.ceil(span / self.block_size) + 1
-
-
-def kv_layout(arch: Architecture, tp: int, kv_bytes: int, block_size: int) -> KVLayout:
-    heads = 1 if arch.mla else max(1, arch.num_kv_heads // tp)
-    factor = 1 if arch.mla else 2  # MLA stores one latent vector, not a key and a value
-    page = factor * block_size * heads * arch.head_dim * kv_bytes
-    kinds = Counter(arch.layer_windows)
-    if len(kinds) == 1:
-        (window,) = kinds
-        return KVLayout(page, block_size, arch.num_layers, arch.num_layers, (window,))
-    # Hybrid models (full + sliding layers): vLLM splits layers into groups of equal size; each group gets
-    # its own block table, and one block tensor serves one layer of every group.
-    smallest, largest = min(kinds.values()), max(kinds.values())
-    group_size = largest if largest < 1.5 * smallest else smallest
-    groups: list[int | None] = []
-    for window, count in sorted(kinds.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)):
-        groups += [window] * math.ceil(count / group_size)
-    return KVLayout(page, block_size, arch.num_layers, group_size, tuple(groups))
+def kv_cache_of(arch: Architecture, ctx: CacheContext) -> KVCacheConfig:
+    """One rank's KV cache: each cache the architecture registers, as a spec, grouped as vLLM groups them."""
+    return kv_cache_config([cache.spec(ctx) for cache in arch.caches])
 
 
 # --- the budget ---------------------------------------------------------------------------------------------
@@ -274,39 +243,35 @@ def gpu_budget(
     cudagraph = _cudagraph_gib(arch, f) * GIB
     kv_avail = requested - weights - activation - non_torch - (cudagraph if f["cudagraph_in_budget"] else 0)
 
-    layout = kv_layout(arch, tp, kv_bytes, f["block_size"])
-    layers_by_window = Counter(arch.layer_windows)
-    per_block = layout.page_bytes * layout.group_size
-    num_blocks = int(kv_avail // per_block) if kv_avail > 0 else 0
-    kv_tokens = num_blocks // len(layout.groups) * layout.block_size
+    kv = kv_cache_of(arch, CacheContext(tp, kv_bytes, DTYPE_BYTES[dtype], f["block_size"]))
+    in_flight = f.get("in_flight_batches", 1) * tokens
+    check = f.get("kv_startup_check", "layers")
+    limits = Limits(max_model_len, in_flight)
+    num_blocks = kv.num_blocks(kv_avail)
+    kv_tokens = kv.tokens(num_blocks, limits, f.get("kv_tokens_reported", "blocks"))
+    # Newer releases plan against the blocks left once BlockPool's null block is held back.
+    usable = kv_avail - (kv.bytes_per_block if check == "groups" else 0)
 
     def needed(length: int) -> int:
-        """KV bytes one request of `length` tokens needs, summed over layers (vLLM's startup check)."""
-        return sum(
-            count * layout.blocks_per_request(window, length, tokens) * layout.page_bytes
-            for window, count in layers_by_window.items()
-        )
+        """KV bytes one request of `length` tokens needs (vLLM's startup check)."""
+        return kv.needed_bytes(Limits(length, in_flight), check)
 
     need = needed(max_model_len)
-    fits = kv_avail > 0 and need <= kv_avail
+    fits = usable > 0 and need <= usable
     # vLLM's estimate_max_model_len: the longest request that still fits (binary search).
     lo, hi = 0, max(max_model_len, 1)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if kv_avail > 0 and needed(mid) <= kv_avail:
+        if usable > 0 and needed(mid) <= usable:
             lo = mid
         else:
             hi = mid - 1
-    blocks_per_request = sum(layout.blocks_per_request(w, max_model_len, tokens) for w in layout.groups)
-    concurrency = num_blocks / blocks_per_request if blocks_per_request else 0.0
+    concurrency = kv.max_concurrency(num_blocks, limits)
 
     headroom = total - requested
     context = (f["cuda_context_gib"]["tp1"] if tp == 1 else f["cuda_context_gib"]["tp_multi"]) * GIB
     warmup = seqs * arch.vocab_size * 4  # the sampler's float32 logits, allocated after the KV cache
     headroom_needed = context + (0 if f["cudagraph_in_budget"] else cudagraph) + warmup
-    kv_per_token = sum(
-        layout.page_bytes // layout.block_size * count for count in layers_by_window.values()
-    )
     return GpuBudget(
         accelerator=accel.key,
         vllm_version=version,
@@ -327,7 +292,7 @@ def gpu_budget(
         cudagraph_gib=cudagraph / GIB,
         cudagraph_in_budget=bool(f["cudagraph_in_budget"]),
         kv_cache_gib=kv_avail / GIB,
-        kv_bytes_per_token=int(kv_per_token),
+        kv_bytes_per_token=kv.kv_bytes_per_token,
         num_blocks=num_blocks,
         kv_cache_tokens=kv_tokens,
         max_concurrency=concurrency,

@@ -8,7 +8,8 @@ import pytest
 
 from sizing.architecture import Shard, Tensor, Role, from_config
 from sizing.catalog import GIB, accelerator, load_config_file, load_model_config
-from sizing.memory import gpu_budget, kv_layout
+from sizing.kv_cache import CacheContext, Limits
+from sizing.memory import gpu_budget, kv_cache_of
 from sizing.rules_of_thumb import seed_estimates, seed_kv_bytes_per_token, true_kv_bytes_per_token
 from sizing.weights import WeightFormat, resolve_format, tensor_bytes, weight_bytes
 
@@ -37,33 +38,41 @@ def test_seed_001_formula_as_written():
     assert seed["seed 000"].total_gib == pytest.approx(1_720_574_976 * 2 * 1.2 / GIB)
 
 
+def kv(a, tp):
+    """One rank's KV cache at a 16-bit KV dtype and vLLM's block size 16."""
+    return kv_cache_of(a, CacheContext(tp, 2, 2, 16))
+
+
 def test_gqa_pages_replicate_kv_heads_when_tp_exceeds_them():
     # Llama-3.1-70B: 8 KV heads. TP 16 -> max(1, 8 // 16) = 1 head per rank: page 2 x 16 x 1 x 128 x 2 = 8,192 B.
     a = arch("meta-llama/Llama-3.1-70B-Instruct")
-    assert kv_layout(a, 16, 2, 16).page_bytes == 8_192
-    assert kv_layout(a, 4, 2, 16).page_bytes == 2 * 16 * 2 * 128 * 2
+    assert kv(a, 16).layers[0].page_bytes == 8_192
+    assert kv(a, 4).layers[0].page_bytes == 2 * 16 * 2 * 128 * 2
+    assert kv(a, 4).bytes_per_block == 80 * 2 * 16 * 2 * 128 * 2  # one group: a block id spans all 80 layers
 
 
 def test_mla_page_has_no_factor_two():
     # DeepSeek-V2-Lite: kv_lora_rank 512 + qk_rope_head_dim 64 = 576; page 16 x 576 x 2 = 18,432 B; 27 layers.
     a = from_config(load_config_file(LOGS / "configs" / "deepseek-ai--DeepSeek-V2-Lite-Chat.json"))
-    layout = kv_layout(a, 1, 2, 16)
-    assert layout.page_bytes == 18_432
-    assert layout.page_bytes * layout.layers // 16 == 27 * 576 * 2
-    assert kv_layout(a, 8, 2, 16).page_bytes == 18_432  # the latent is replicated across TP ranks
+    cache = kv(a, 1)
+    assert cache.layers[0].page_bytes == 18_432
+    assert cache.kv_bytes_per_token == 27 * 576 * 2
+    assert kv(a, 8).layers[0].page_bytes == 18_432  # the latent is replicated across TP ranks
 
 
 def test_gemma2_hybrid_groups_and_sliding_blocks():
     # 42 layers: 21 sliding (window 4096) + 21 full -> two groups of 21. At max_model_len 8192 with 8192
     # batched tokens a sliding layer needs cdiv(min(4096 - 1 + 8192, 8192), 16) + 1 = 513 blocks, a full one 512.
     a = arch("google/gemma-2-9b-it")
-    layout = kv_layout(a, 1, 2, 16)
-    assert layout.group_size == 21 and sorted(layout.groups, key=str) == sorted([None, 4096], key=str)
-    assert layout.blocks_per_request(None, 8192, 8192) == 512
-    assert layout.blocks_per_request(4096, 8192, 8192) == 513
+    cache = kv(a, 1)
+    assert [len(g.specs) for g in cache.groups] == [21, 21]
+    sliding, full = sorted(cache.groups, key=lambda g: g.specs[0].max_memory_usage_bytes(Limits(32768, 2048)))
+    assert full.blocks_per_request(Limits(8192, 8192)) == 512
+    assert sliding.blocks_per_request(Limits(8192, 8192)) == 513
     # A short request is bounded by its own length, a long one by the window.
-    assert layout.blocks_per_request(4096, 1024, 2048) == 1024 // 16 + 1
-    assert layout.blocks_per_request(4096, 32768, 2048) == math.ceil((4096 - 1 + 2048) / 16) + 1
+    assert sliding.blocks_per_request(Limits(1024, 2048)) == 1024 // 16 + 1
+    assert sliding.blocks_per_request(Limits(32768, 2048)) == math.ceil((4096 - 1 + 2048) / 16) + 1
+    assert cache.blocks_per_request(Limits(8192, 8192)) == 512 + 513
 
 
 def test_kv_tokens_are_whole_blocks_of_the_available_memory():

@@ -1,0 +1,86 @@
+"""KV cache specs and grouping, against vLLM v0.32.0's kv_cache_interface.py and kv_cache_utils.py worked by hand."""
+
+from __future__ import annotations
+
+from sizing.kv_cache import (
+    Attention,
+    CacheContext,
+    ChunkedLocalAttentionSpec,
+    FullAttentionSpec,
+    Limits,
+    MambaSpec,
+    SlidingWindowSpec,
+    kv_cache_config,
+)
+
+CTX = CacheContext(tensor_parallel_size=1, kv_bytes=2, dtype_bytes=2, block_size=16)
+
+
+def test_page_is_heads_times_key_and_value_sizes():
+    # AttentionSpec.page_size_bytes = num_heads x block_size x (head_size + head_size_v) x dtype bytes.
+    assert FullAttentionSpec(16, 8, 128, 128, 2).page_bytes == 8 * 16 * 256 * 2
+    # MLA: one latent (head_size_v 0) of kv_lora_rank 512 + rope 64, one head whatever the TP degree.
+    mla = Attention(1, 576, mla=True)
+    assert mla.spec(CacheContext(8, 2, 2, 16)).page_bytes == 16 * 576 * 2
+
+
+def test_kv_heads_split_then_replicate_across_ranks():
+    layer = Attention(8, 128)
+    assert layer.spec(CacheContext(4, 2, 2, 16)).num_kv_heads == 2
+    assert layer.spec(CacheContext(16, 2, 2, 16)).num_kv_heads == 1
+
+
+def test_blocks_one_request_holds_per_kind():
+    limits = Limits(max_model_len=32768, in_flight_tokens=8192)
+    full = FullAttentionSpec(16, 8, 64, 64, 2)
+    assert full.max_memory_usage_bytes(limits) == 2048 * full.page_bytes
+    # gpt-oss sliding window 128: cdiv(min(128 - 1 + 8192, 32768), 16) + 1 = 521 blocks.
+    sliding = SlidingWindowSpec(16, 8, 64, 64, 2, sliding_window=128)
+    assert sliding.max_memory_usage_bytes(limits) == 521 * sliding.page_bytes
+    # Llama 4 chunk 8192: cdiv(min(8192 + 8192, 32768), 16) = 1024 blocks, no +1 (chunks start on a boundary).
+    chunked = ChunkedLocalAttentionSpec(16, 8, 128, 128, 2, attention_chunk_size=8192)
+    assert chunked.max_memory_usage_bytes(limits) == 1024 * chunked.page_bytes
+    # A Mamba state: one page whatever the length.
+    assert MambaSpec(16, state_bytes=1_000_000).max_memory_usage_bytes(limits) == 1_000_000
+
+
+def test_llama4_pattern_groups_three_local_to_one_full():
+    # 48 layers, every 4th global: 36 chunked + 12 full -> group size 12 (36 > 1.5 x 12), 3 chunked groups + 1 full.
+    layers = [Attention(8, 128) if (i + 1) % 4 == 0 else Attention(8, 128, attention_chunk_size=8192) for i in range(48)]
+    cache = kv_cache_config([c.spec(CTX) for c in layers])
+    assert sorted(len(g.specs) for g in cache.groups) == [12, 12, 12, 12]
+    page = 16 * 8 * 256 * 2
+    assert cache.bytes_per_block == 12 * page
+    limits = Limits(32768, 8192)
+    assert cache.blocks_per_request(limits) == 2048 + 3 * 1024
+    # Reported tokens: blocks per group x block size (0.19), or concurrency x max_model_len (group-aware).
+    assert cache.tokens(4000, limits, "blocks") == 1000 * 16
+    assert cache.tokens(5120, limits, "concurrency") == 32768
+
+
+def test_near_equal_buckets_take_the_larger_group_size():
+    # kv_cache_utils: 12 sliding + 13 full (gpt-oss-20b + eagle) pads to two groups of 13, not 12 + 24.
+    specs = [SlidingWindowSpec(16, 8, 64, 64, 2, sliding_window=128)] * 12 + [FullAttentionSpec(16, 8, 64, 64, 2)] * 13
+    cache = kv_cache_config(specs)
+    assert sorted(len(g.specs) for g in cache.groups) == [12, 13]
+    assert cache.bytes_per_block == 13 * specs[0].page_bytes
+
+
+def test_smaller_pages_take_more_tokens_per_block_or_padding():
+    # unify_kv_cache_spec_page_size: a page that divides the largest scales its block size; a Mamba page pads.
+    small, large = SlidingWindowSpec(16, 4, 128, 128, 2, sliding_window=1024), FullAttentionSpec(16, 8, 128, 128, 2)
+    cache = kv_cache_config([small, large, small, large])
+    assert {g.block_size for g in cache.groups} == {16, 32}
+    assert {g.specs[0].page_bytes for g in cache.groups} == {large.page_bytes}
+    state = MambaSpec(16, state_bytes=large.page_bytes - 100)
+    cache = kv_cache_config([state, state, state, large])
+    assert {s.page_bytes for g in cache.groups for s in g.specs} == {large.page_bytes}
+
+
+def test_one_type_with_different_pages_is_one_group():
+    # UniformTypeKVCacheSpecs: full attention layers of different head sizes share one block table;
+    # a block id then costs the sum of their pages.
+    a, b = FullAttentionSpec(16, 8, 256, 256, 2), FullAttentionSpec(16, 2, 512, 512, 2)
+    cache = kv_cache_config([a, b, a, b])
+    assert len(cache.groups) == 1
+    assert cache.bytes_per_block == 2 * (a.page_bytes + b.page_bytes)
