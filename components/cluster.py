@@ -82,7 +82,10 @@ class Cluster(pulumi.ComponentResource):
             create_oidc_provider=False,  # controllers use EKS Pod Identity
             deletion_protection=cfg.deletion_protection,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+            # deletionProtection alone only makes the final DeleteCluster fail, after `pulumi destroy` has deleted
+            # every dependent (servers, NodePools and their nodes, add-ons, the system node group). Pulumi's `protect`
+            # fails the destroy's preview instead, before anything is deleted (README, "Deletion protection").
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group], protect=cfg.deletion_protection),
         )
         self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
         self.cluster_security_group_id = self.eks.cluster_security_group_id
@@ -129,7 +132,7 @@ class Cluster(pulumi.ComponentResource):
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str)),
             labels=dict(SYSTEM_NODE_LABELS),
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks, *attachments]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks, *attachments], protect=cfg.deletion_protection),
         )
 
         after_nodes = pulumi.ResourceOptions(parent=self, depends_on=[self.system_nodes])

@@ -47,6 +47,8 @@ class Registered:
     dependencies: list[str]
     inputs: dict[str, Any]  # secrets still wrapped
     outputs: dict[str, Any] = field(default_factory=dict)
+    protect: bool = False  # `pulumi destroy` refuses to delete it (its preview fails before any delete)
+    retain_on_delete: bool = False  # Pulumi forgets it at destroy but leaves it in the cloud
 
     @property
     def is_kubernetes(self) -> bool:
@@ -219,6 +221,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 urn=response.urn, type=request.type, name=request.name, custom=bool(request.custom),
                 parent=request.parent, provider=request.provider, dependencies=list(request.dependencies),
                 inputs=inputs, outputs=self.resources[response.urn].state,
+                protect=bool(request.protect), retain_on_delete=bool(request.retainOnDelete),
             ))
         return response
 

@@ -137,6 +137,7 @@ def plan_document(run: StackRun, plans: list[ModelPlan], cost: Cost) -> dict[str
             "parent": index[r.parent].name if r.parent in index else None,
             "dependencies": sorted(index[d].name for d in r.dependencies if d in index),
             "inputs": r.plain_inputs(),
+            "protect": r.protect, "retainOnDelete": r.retain_on_delete,
         } for r in sorted(run.resources, key=lambda r: r.urn)],
     }
 
