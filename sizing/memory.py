@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .architecture import Architecture
 from .catalog import GIB, Accelerator, engine_facts
@@ -166,6 +166,37 @@ class GpuBudget:
             if isinstance(value, float):
                 out[key] = round(value, 4)
         return out
+
+    # --- the interface the planner uses for any vendor's budget (sizing/budget.py Budget) ---
+
+    vendor: ClassVar[str] = "nvidia"
+    unit: ClassVar[str] = "GPU"
+
+    def shortfall_for(self, share: int) -> float:
+        """How much more memory per GPU `share` full-length requests need (0 when they fit)."""
+        return max(0.0, share * self.needed_kv_gib - self.kv_cache_gib, self.headroom_needed_gib - self.headroom_gib)
+
+    def replica_gib(self, share: int) -> float:
+        """Memory one replica needs over all its ranks for `share` full-length requests."""
+        per_rank = self.weights_gib + self.activation_gib + self.non_torch_gib + self.needed_kv_gib * share
+        return per_rank * self.tensor_parallel_size
+
+    def engine_args(self) -> list[str]:
+        """The vLLM flags this budget assumed, beyond length, TP and batch."""
+        args = ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}", "--dtype", self.dtype,
+                "--kv-cache-dtype", self.kv_cache_dtype]
+        if self.vllm_quantization:
+            args += ["--quantization", self.vllm_quantization]
+        return args
+
+    def describe(self, accelerator_name: str, share: int, host_needed_gib: float) -> str:
+        """One replica's memory in a sentence, for the plan's explanation."""
+        tp = self.tensor_parallel_size
+        return (f"each replica has {tp} x {accelerator_name} (TP {tp}); per GPU {self.weights_gib:.2f} GiB weights "
+                f"({self.weight_format}) + {self.activation_gib:.2f} activation + {self.non_torch_gib:.2f} non-torch "
+                f"leave {self.kv_cache_gib:.2f} GiB of KV cache = {self.kv_cache_tokens:,} tokens, "
+                f"{self.max_concurrency:.1f} full-length requests at once for its {share} (utilization "
+                f"{self.gpu_memory_utilization:g}, vLLM {self.vllm_version}).")
 
 
 def _activation_bytes(arch: Architecture, fmt: WeightFormat, tp: int, tokens: int, seqs: int, f: dict) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .architecture import Architecture
 from .catalog import GIB, Accelerator, engine_facts
@@ -67,6 +67,38 @@ class NeuronBudget:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+    # --- the interface the planner uses for any vendor's budget (sizing/budget.py Budget) ---
+
+    vendor: ClassVar[str] = "neuron"
+    unit: ClassVar[str] = "NeuronCore"
+    gpu_memory_utilization: ClassVar[None] = None  # the KV cache is allocated at compile time, not from a fraction
+    vllm_quantization: ClassVar[None] = None  # vllm-neuron compiles 16-bit checkpoints only (neuron_unsupported)
+    estimated_max_model_len: ClassVar[None] = None  # the compiled length is max_model_len itself
+
+    @property
+    def kv_cache_gib(self) -> float:
+        return self.kv_cache_per_core_gib
+
+    def shortfall_for(self, share: int) -> float:
+        """The batch is compiled for the share, so the budget already holds it."""
+        return self.shortfall_gib()
+
+    def replica_gib(self, share: int) -> float:
+        return self.needed_per_core_gib * self.tensor_parallel_size
+
+    def engine_args(self) -> list[str]:
+        # vllm-neuron: contiguous KV, one block of max_model_len per sequence. Without prefix caching its platform
+        # sets block_size = max_model_len itself (vllm_neuron/platform.py check_and_update_config); vLLM's CLI parser
+        # refuses --block-size above 256 (0.16 CacheConfig BlockSize), so the flag is not passed.
+        return ["--dtype", self.dtype, "--no-enable-prefix-caching"]
+
+    def describe(self, accelerator_name: str, share: int, host_needed_gib: float) -> str:
+        tp = self.tensor_parallel_size
+        return (f"each replica has {self.devices} x {accelerator_name} = {tp} NeuronCores (TP {tp}); per core "
+                f"{self.weights_per_core_gib:.2f} GiB weights + {self.kv_cache_per_core_gib:.2f} GiB KV cache of "
+                f"{self.usable_per_core_gib:.1f} usable (batch {self.max_num_seqs} compiled, KV heads "
+                f"{self.attention_sharding}); host memory {host_needed_gib:.0f} GiB for loading and compiling.")
 
 
 def neuron_facts() -> dict[str, Any]:

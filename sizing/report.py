@@ -25,7 +25,7 @@ def _gib(x: float) -> str:
 
 def budget_table(b: GpuBudget | NeuronBudget) -> Table:
     t = Table(box=box.SIMPLE_HEAVY, show_header=True, header_style="bold")
-    t.add_column("per " + ("GPU" if isinstance(b, GpuBudget) else "NeuronCore"))
+    t.add_column("per " + b.unit)
     t.add_column("value", justify="right")
     t.add_column("how", style="dim")
     if isinstance(b, GpuBudget):
