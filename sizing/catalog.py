@@ -22,6 +22,7 @@ from .errors import SizingError
 DATA = Path(__file__).parent / "data"
 MODELS = DATA / "models"
 GIB = 1024**3
+INTERCONNECTS = ("none", "nvlink", "pcie", "neuron")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class InstanceType:
     alloc_cpu_m: int
     alloc_memory_mi: int
     hourly_usd: float
+    interconnect: str = "none"  # none | nvlink | pcie | neuron (instances.yaml header)
+    p2p: bool | None = None  # PCIe only: CUDA peer-to-peer between the GPUs
 
     @property
     def family(self) -> str:
@@ -76,6 +79,8 @@ def instances() -> dict[str, InstanceType]:
     for name, spec in _load_yaml("instances.yaml")["instances"].items():
         spec = dict(spec)
         spec["accelerator"] = accels[spec["accelerator"]]
+        if spec.get("interconnect") not in INTERCONNECTS:
+            raise ValueError(f"instances.yaml {name}: interconnect {spec.get('interconnect')!r} is not one of {INTERCONNECTS}")
         out[name] = InstanceType(name=name, **spec)
     return out
 

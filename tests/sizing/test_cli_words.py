@@ -28,20 +28,21 @@ def run(capsys, *argv):
 
 
 def test_the_issues_command_finds_the_fleet_at_or_under_5_6_per_hour(capsys):
+    # Issue 10 asked for <= $5.6/h (3 x g6e.xlarge, $5.583/h); since g7e (issue 15) one RTX PRO 6000 holds it.
     code, out, _ = run(capsys, *MISTRAL, "--json")
     assert code == 0
     d = json.loads(out)
-    assert d["instance_type"] == "g6e.xlarge" and d["replicas"] == 3 and d["nodes"] == 3
-    assert d["fleet_hourly_usd"] == pytest.approx(5.583) and d["fleet_hourly_usd"] <= 5.6
-    assert d["hourly_usd"] == 1.861 and d["concurrency_per_replica"] == 6
+    assert d["instance_type"] == "g7e.2xlarge" and d["replicas"] == 1 and d["nodes"] == 1
+    assert d["fleet_hourly_usd"] == pytest.approx(3.36312, abs=1e-4) and d["fleet_hourly_usd"] <= 5.6
+    assert d["hourly_usd"] == pytest.approx(3.36312, abs=1e-4) and d["concurrency_per_replica"] == 16
     code, out, _ = run(capsys, *MISTRAL)
-    assert "3 replicas on 3 x g6e.xlarge ($1.861/h each, fleet $5.583/h) is the cheapest NVIDIA fleet" in out
-    assert "fleet 3 replica(s) on 3 x g6e.xlarge" in out and "fleet $5.583/h" in out
+    assert "1 replica on 1 x g7e.2xlarge ($3.363/h each, fleet $3.363/h) is the cheapest NVIDIA fleet" in out
+    assert "fleet 1 replica(s) on 1 x g7e.2xlarge" in out and "fleet $3.363/h" in out
 
 
 def test_max_replicas_1_keeps_one_replica(capsys):
     code, out, _ = run(capsys, *MISTRAL, "--max-replicas", "1", "--json")
-    assert code == 0 and json.loads(out)["instance_type"] == "g6e.12xlarge" and json.loads(out)["replicas"] == 1
+    assert code == 0 and json.loads(out)["instance_type"] == "g7e.2xlarge" and json.loads(out)["replicas"] == 1
 
 
 def test_a_pinned_instance_is_pinned_with_the_cheaper_option_named(capsys):
@@ -69,10 +70,10 @@ def test_an_invalid_vllm_version_is_the_reason_not_the_cheapest_candidates(capsy
 
 
 def test_the_price_cap_is_the_reason_when_it_binds(capsys):
-    err = bad(capsys, *MISTRAL, "--max-hourly-usd", "5")
+    err = bad(capsys, *MISTRAL, "--max-hourly-usd", "3")
     assert ("no fleet from the NVIDIA catalog that holds mistralai/Mistral-7B-Instruct-v0.3 at 32768 tokens x 16 stays "
-            "within the --max-hourly-usd cap of $5/h: the cheapest is 3 replicas on 3 x g6e.xlarge") in err
-    assert "raise --max-hourly-usd to 5.59" in err
+            "within the --max-hourly-usd cap of $3/h: the cheapest is 1 replica on 1 x g7e.2xlarge") in err
+    assert "raise --max-hourly-usd to 3.37" in err
 
 
 def test_a_tp_that_fits_nothing_is_the_reason(capsys):

@@ -24,12 +24,14 @@ def workload(model, max_model_len, concurrency=1, **kw):
     return Workload(model, from_config(load_model_config(model)[0], model), max_model_len, concurrency, **kw)
 
 
-def test_mistral_32k_for_16_users_is_three_g6e_xlarge_not_one_g6e_12xlarge():
-    # Issue 10: with one replica the planner lands on a g6e.12xlarge ($10.49264/h). Spread, three g6e.xlarge
-    # ($1.861/h each) hold it: $5.583/h.
+def test_mistral_32k_for_16_users_is_one_g7e_or_three_g6e_xlarge_not_one_g6e_12xlarge():
+    # Issue 10: with one replica on the L40S families the planner lands on a g6e.12xlarge ($10.49264/h). Spread,
+    # three g6e.xlarge ($1.861/h each) hold it: $5.583/h. Issue 15 added g7e: one RTX PRO 6000 (94.97 GiB) holds all
+    # 16 users for $3.36312/h, cheaper than both.
     one = plan(workload(MISTRAL, 32768, 16))
-    assert (one.instance_type, one.replicas, one.fleet_hourly_usd) == ("g6e.12xlarge", 1, 10.49264)
-    p = plan(workload(MISTRAL, 32768, 16, max_replicas=100))
+    assert (one.instance_type, one.replicas, one.fleet_hourly_usd) == ("g7e.2xlarge", 1, 3.36312)
+    assert one.memory.max_concurrency >= 16  # 85.47 - 13.50 - ~1 GiB = ~70.9 GiB of KV = 17 requests of 4 GiB
+    p = plan(workload(MISTRAL, 32768, 16, max_replicas=100, instance_type="g6e.xlarge"))
     assert (p.instance_type, p.tensor_parallel_size, p.replicas, p.nodes) == ("g6e.xlarge", 1, 3, 3)
     assert p.fleet_hourly_usd == pytest.approx(3 * 1.861) and p.fleet_hourly_usd <= 5.6
     assert p.hourly_usd == 1.861  # hourly_usd stays one instance's price
@@ -90,11 +92,11 @@ def test_fleet_nodes_by_hand():
 
 
 def test_the_price_cap_is_the_fleets():
-    # Three g6e.xlarge ($5.583/h) fit under $6/h; under $5.5/h the cheapest fleet is above the cap, and the error
+    # One g7e.2xlarge ($3.36312/h) fits under $4/h; under $3/h the cheapest fleet is above the cap, and the error
     # says that (not the cheapest candidate's memory problem).
-    assert plan(workload(MISTRAL, 32768, 16, max_replicas=100, max_hourly_usd=6.0)).fleet_hourly_usd <= 6.0
-    with pytest.raises(SizingError, match=r"maxHourlyUsd cap of \$5\.5/h: the cheapest is 3 replicas on 3 x g6e\.xlarge"):
-        plan(workload(MISTRAL, 32768, 16, max_replicas=100, max_hourly_usd=5.5))
+    assert plan(workload(MISTRAL, 32768, 16, max_replicas=100, max_hourly_usd=4.0)).fleet_hourly_usd <= 4.0
+    with pytest.raises(SizingError, match=r"maxHourlyUsd cap of \$3/h: the cheapest is 1 replica on 1 x g7e\.2xlarge"):
+        plan(workload(MISTRAL, 32768, 16, max_replicas=100, max_hourly_usd=3.0))
 
 
 def test_a_pinned_instance_is_pinned_and_the_cheaper_fleet_is_named():
