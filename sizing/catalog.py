@@ -36,6 +36,7 @@ class Accelerator:
     bf16_tflops: float
     bf16: bool = True
     fp8: bool = False
+    fp8_tflops: float | None = None  # dense fp8 tensor-core peak, where the hardware has one
     cores: int = 1  # NeuronCores per device (Neuron); 1 for GPUs
     compute_capability: int | None = None  # NVIDIA, x10 (8.9 -> 89); None for Neuron
 
