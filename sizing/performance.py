@@ -30,7 +30,7 @@ from . import catalog
 from .architecture import Architecture, Role
 from .catalog import Accelerator
 from .errors import SizingError
-from .memory import kv_layout
+from .kv_cache import AttentionSpec, CacheContext
 from .weights import DTYPE_BYTES, WeightFormat, tensor_bytes
 
 PERFORMANCE_FILE = "performance.yaml"
@@ -114,8 +114,9 @@ def _peak_flops(e: Engine) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def _shapes(arch: Architecture, fmt: WeightFormat, tp: int, kv_bytes: int) -> tuple[float, float, float, float, tuple]:
-    """(dense weight bytes, expert weight bytes, active matmul params, KV bytes per token per layer, per rank)."""
+def _shapes(arch: Architecture, fmt: WeightFormat, tp: int, kv_bytes: int) -> tuple[float, float, float, tuple]:
+    """Per rank: (dense weight bytes, expert weight bytes, active matmul parameters, caches), where caches holds one
+    (KV bytes per token, window or None, fixed state bytes per sequence) per cache vLLM registers (kv_cache.py)."""
     dense = expert = 0.0
     params = 0.0
     for t in arch.tensors:
@@ -128,23 +129,30 @@ def _shapes(arch: Architecture, fmt: WeightFormat, tp: int, kv_bytes: int) -> tu
             params += t.parameters / tp
         elif t.role is Role.EXPERTS and arch.moe:
             params += t.parameters / tp * arch.moe.experts_per_token / arch.moe.num_experts
-    layout = kv_layout(arch, tp, kv_bytes, 16)
-    per_layer = layout.page_bytes / layout.block_size
-    return dense, expert, params, per_layer, arch.layer_windows
+    ctx = CacheContext(tensor_parallel_size=tp, kv_bytes=kv_bytes, dtype_bytes=DTYPE_BYTES[fmt.dtype], block_size=16)
+    caches = []
+    for cache in arch.caches:
+        spec = cache.spec(ctx)
+        if isinstance(spec, AttentionSpec):
+            caches.append((spec.page_bytes / spec.block_size, cache.window, 0.0))
+        else:  # a recurrent state: read whole every step, whatever the length
+            caches.append((0.0, None, float(spec.page_bytes)))
+    return dense, expert, params, tuple(caches)
 
 
 def step_ms(e: Engine, decodes: float, context: float, prefill: float) -> float:
     """One engine step that decodes `decodes` sequences at `context` tokens each and prefills `prefill` tokens."""
     arch = e.arch
-    dense, expert, params, kv_per_layer, windows = _shapes(arch, e.fmt, e.tp, e.kv_bytes)
+    dense, expert, params, caches = _shapes(arch, e.fmt, e.tp, e.kv_bytes)
     tokens = decodes + prefill
     if arch.moe and expert:
         touched = 1 - (1 - arch.moe.experts_per_token / arch.moe.num_experts) ** max(tokens, 1)
         expert *= touched
-    attended = sum(min(context, w) if w else context for w in windows)  # tokens read per decode, summed over layers
-    kv_read = decodes * attended * kv_per_layer
+    kv_read = decodes * sum(per_token * (min(context, w) if w else context) + state for per_token, w, state in caches)
+    attended = sum(min(context, w) if w else context for per_token, w, _ in caches if per_token)
+    attention_layers = sum(1 for per_token, _, _ in caches if per_token)
     heads = math.ceil(arch.num_heads / e.tp)
-    attn_flops = 4 * heads * arch.head_dim * (decodes * attended + prefill * prefill / 2 * len(windows))
+    attn_flops = 4 * heads * arch.head_dim * (decodes * attended + prefill * prefill / 2 * attention_layers)
     flops = 2 * params * tokens + attn_flops
     bw, _ = _per_rank(e.accel, e.tp)
     eff = e.efficiency
