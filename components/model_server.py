@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.models import SERVE_PORT, ModelPlan
-from plan.names import DO_NOT_DISRUPT, MODEL_LABEL
+from plan.names import MODEL_LABEL
 from plan.scaling import PRE_STOP_SECONDS, TERMINATION_GRACE_SECONDS
 
 from . import versions
@@ -77,9 +77,10 @@ def deployment_spec(model: ModelPlan) -> dict[str, Any]:
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": model.rollout_surge, "maxUnavailable": 0}},
         "template": {
             "metadata": {
+                # No karpenter.sh/do-not-disrupt: with it Karpenter never evicts the pod, so the PDB is never asked and
+                # nodes that expire together lose every replica at once when their grace period ends. The PDB
+                # (maxUnavailable 1) governs instead; WhenEmpty consolidation never picks a serving node.
                 "labels": labels(model),
-                # Karpenter never consolidates or drifts a node while this pod runs on it.
-                "annotations": dict(DO_NOT_DISRUPT),
             },
             "spec": pod_spec(model),
         },

@@ -1,8 +1,15 @@
 """Karpenter EC2NodeClass and NodePool specs from the plan (pure functions: plan objects in, dicts out).
 
 Accelerator pools are one per served model, limited to the instance type its plan chose, tainted so only the
-model's pods land there, capped at what the model's replica bound needs, and never consolidated while a model
-runs on them. A CPU pool takes UIs, Ray heads and helpers.
+model's pods land there, capped at what the model's replica bound needs, and consolidated only when empty. A CPU
+pool takes UIs, Ray heads and helpers.
+
+Every pool that expires its nodes also bounds their drain (terminationGracePeriod): Karpenter v1.14's expiry is
+forceful and not limited by the pool's budgets, and a pod it may not evict (a blocking PodDisruptionBudget, or
+`karpenter.sh/do-not-disrupt` such as the Ray head's) would otherwise hold a cordoned node, billed, forever
+(karpenter-provider-aws v1.14.1, website/content/en/docs/concepts/disruption.md, "Expiration" and "Pod-Level
+Controls"). Serving pods carry no do-not-disrupt: their PodDisruptionBudget (maxUnavailable 1) lets one replica go
+at a time, for expiry and drift alike.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from .versions import AL2023_AMI_ALIAS
 
 NODE_CLASS_GROUP = "karpenter.k8s.aws"
 EXPIRE_AFTER = "720h"  # replace nodes monthly (AMI and kernel updates) ...
-TERMINATION_GRACE = "1h"  # ... giving in-flight requests up to an hour to finish when one is replaced
+# ... and drain each within an hour: long enough for a replacement replica to start (the plans' startup windows are
+# 16-21 minutes) while the PDB holds the next one, short enough that nothing blocks a node for good.
+TERMINATION_GRACE = "1h"
 CPU_POOL_LIMITS = {"cpu": "64", "memory": "256Gi"}
 
 
@@ -65,8 +74,8 @@ def accelerator_pool_spec(model: ModelPlan) -> dict[str, Any]:
                 "terminationGracePeriod": TERMINATION_GRACE,
             },
         },
-        # Only empty nodes are consolidated: a node serving a model is never drained to save money, and at most
-        # one node of the pool is disrupted at a time.
+        # Only empty nodes are consolidated: a node serving a model is never drained to save money. The budget
+        # limits drift and consolidation to one node at a time (not expiry: the PDB serialises that).
         "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m", "budgets": [{"nodes": "1"}]},
         "limits": dict(model.node_limits),
         "weight": 10,
@@ -86,6 +95,8 @@ def cpu_pool_spec() -> dict[str, Any]:
                     {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
                 ],
                 "expireAfter": EXPIRE_AFTER,
+                # The Ray head is do-not-disrupt (never consolidated away); on expiry it still goes, after this.
+                "terminationGracePeriod": TERMINATION_GRACE,
             },
         },
         "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "5m",

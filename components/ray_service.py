@@ -105,7 +105,8 @@ def head_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
         "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
         "template": {
             # The head holds the Serve controller and the cluster's state: the CPU pool consolidates underused nodes,
-            # and moving the head would restart every replica.
+            # and moving the head would restart every replica. Expiry still replaces its node, after the CPU pool's
+            # terminationGracePeriod (do-not-disrupt pods are deleted when it runs out).
             "metadata": {"labels": {MODEL_LABEL: model.name},
                          "annotations": {**DO_NOT_DISRUPT, APP_HASH_ANNOTATION: code_hash}},
             "spec": {
@@ -149,8 +150,8 @@ def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
         # form KubeRay writes itself. (The seeds' '"{\\"neuron_cores\\": 2}"' no longer parses.)
         "rayStartParams": {"resources": "'" + json.dumps({"neuron_cores": plan.tensor_parallel_size}) + "'"},
         "template": {
-            "metadata": {"labels": {MODEL_LABEL: model.name},
-                         "annotations": {**DO_NOT_DISRUPT, APP_HASH_ANNOTATION: code_hash}},
+            # Evicted through the workers' PDB (one at a time), not do-not-disrupt (see components/node_pools.py).
+            "metadata": {"labels": {MODEL_LABEL: model.name}, "annotations": {APP_HASH_ANNOTATION: code_hash}},
             "spec": {
                 **pod_placement(plan.vendor, model.pool),
                 **zone_spread(plan.spread_zones, {"ray.io/group": WORKER_GROUP, MODEL_LABEL: model.name}),

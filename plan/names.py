@@ -41,4 +41,4 @@ KEDA_NAMESPACE = "keda"  # the autoscaler
 
 # --- storage, annotations ----------------------------------------------------------------------------------------
 STORAGE_CLASS = "gp3-encrypted"  # the default StorageClass (Open WebUI's volume)
-DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}  # Karpenter never consolidates a node under such a pod
+DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}  # never evicted by Karpenter: only the Ray head (CPU pool)

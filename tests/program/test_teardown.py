@@ -44,3 +44,84 @@ def test_plan_json_records_protect_and_retain_on_delete_for_every_resource(confi
     assert all({"protect", "retainOnDelete"} <= set(r) for r in doc["resources"])
     assert by_name["cluster-eks"]["protect"] is config.cluster.deletion_protection
     assert not any(r["retainOnDelete"] for r in doc["resources"])  # nothing is left behind on purpose
+
+
+# --- Karpenter v1.14.1: expiry, drift and pods it may not evict -------------------------------------------------
+
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+
+
+def _duration_seconds(text: str) -> int:
+    """A Go duration as Karpenter's CRD writes them here (720h, 1h, 30m)."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return int(text[:-1]) * units[text[-1]]
+
+
+def _pod_templates(manifests):
+    """(namespace, template) of every pod template: Deployments, and RayService heads and workers. KubeRay 1.7
+    labels each pod it creates with `ray.io/group: <groupName>` (ray-operator/controllers/ray/common/pod.go)."""
+    for m in manifests:
+        ns = m["metadata"].get("namespace")
+        if m["kind"] == "Deployment":
+            yield ns, m["spec"]["template"]
+        elif m["kind"] == "RayService":
+            cluster = m["spec"]["rayClusterConfig"]
+            yield ns, cluster["headGroupSpec"]["template"]
+            for group in cluster["workerGroupSpecs"]:
+                template = group["template"]
+                labels = {**template["metadata"]["labels"], "ray.io/group": group["groupName"]}
+                yield ns, {**template, "metadata": {**template["metadata"], "labels": labels}}
+
+
+def _pool(template) -> str | None:
+    return (template["spec"].get("nodeSelector") or {}).get("karpenter.sh/nodepool")
+
+
+def _node_pools(manifests):
+    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == "NodePool"}
+
+
+def test_serving_pods_are_governed_by_their_pdb_not_do_not_disrupt(plans, manifests):
+    """A do-not-disrupt pod is never evicted, so its PDB is never consulted, and expiry (not bounded by NodePool
+    budgets) deletes it when the node's terminationGracePeriod ends: two replicas on nodes that expire together go
+    at once. Without the annotation, the termination controller evicts through the PDB (maxUnavailable 1), so the
+    second replica waits until the first one's replacement is ready."""
+    accelerator_pools = {p.pool for p in plans}
+    pdbs = [m for m in manifests if m["kind"] == "PodDisruptionBudget"]
+    serving = [(ns, t) for ns, t in _pod_templates(manifests) if _pool(t) in accelerator_pools]
+    assert len(serving) == len(plans)
+    for ns, template in serving:
+        assert DO_NOT_DISRUPT not in (template["metadata"].get("annotations") or {}), ns
+        labels = template["metadata"]["labels"]
+        governing = [p for p in pdbs if p["metadata"]["namespace"] == ns
+                     and p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        assert [p["spec"]["maxUnavailable"] for p in governing] == [1], ns
+
+
+def test_every_pool_that_expires_nodes_bounds_their_drain(manifests):
+    """disruption.md: 'it is not recommended to use the karpenter.sh/do-not-disrupt annotation with expireAfter if
+    you have not also configured terminationGracePeriod': the cordoned node would never drain. The CPU pool holds
+    the Ray head, which is do-not-disrupt."""
+    pools = _node_pools(manifests)
+    for name, pool in pools.items():
+        spec = pool["spec"]["template"]["spec"]
+        if spec.get("expireAfter", "720h") != "Never":  # 720h is the CRD's default
+            assert "terminationGracePeriod" in spec, name
+    for _, template in _pod_templates(manifests):
+        if DO_NOT_DISRUPT in (template["metadata"].get("annotations") or {}):
+            assert "terminationGracePeriod" in pools[_pool(template)]["spec"]["template"]["spec"]
+
+
+def test_the_ray_head_is_the_only_do_not_disrupt_pod_and_sits_on_the_cpu_pool(manifests):
+    held = [_pool(t) for _, t in _pod_templates(manifests)
+            if DO_NOT_DISRUPT in (t["metadata"].get("annotations") or {})]
+    assert set(held) <= {"cpu"}
+
+
+def test_the_drain_lasts_long_enough_for_a_replacement_replica_to_start(plans, manifests):
+    """While the PDB holds the second replica, the first one's replacement must start (the plan's startup window)
+    before the node's grace period forces the second one out."""
+    pools = _node_pools(manifests)
+    for p in plans:
+        grace = _duration_seconds(pools[p.pool]["spec"]["template"]["spec"]["terminationGracePeriod"])
+        assert grace > p.startup_seconds, p.name
