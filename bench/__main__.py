@@ -39,7 +39,7 @@ from rich.table import Table
 
 from . import job as jobs
 from .results import Results, ResultsError, collect, stage_reports
-from .runner import REPO, RunError, plot, run_job, run_local
+from .runner import REPO, RunError, plot, run_job, run_local, served_models
 from .workload import (CHAT_OUTPUT_TOKENS, INFERENCE_PERF_IMAGE, INFERENCE_PERF_VERSION, SEED_INPUT_TOKENS, SEED_OUTPUT_TOKENS,
                        WARMUP_REQUESTS, TokenDistribution, Workload, inference_perf_config, sweep)
 
@@ -252,6 +252,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.print("[yellow]chat API: inference-perf 0.7.0 sends chat requests with prompts of about the "
                           f"sampled length and max_tokens={CHAT_OUTPUT_TOKENS} whatever --output-tokens says "
                           "(seed 004's exact workload needs the default, --api completion)[/yellow]")
+        if args.url and target.info.get("hf_model"):
+            served = served_models(target.url)
+            if served is not None and target.info["hf_model"] not in served and target.label not in served:
+                console.print(f"[yellow]warning: {target.url} serves {', '.join(served) or 'no model'}, not the "
+                              f"stack's {target.info['hf_model']}: the plan's figures (concurrency, $/h) are for "
+                              "another model[/yellow]")
         in_cluster = not args.url
         report_dir = "/tmp/reports" if in_cluster else "reports"
         config = inference_perf_config(workload, url=target.url, model_name=target.model_name,

@@ -152,6 +152,12 @@ class Knee:
     words: str
 
 
+def _signed_percent(change: float) -> str:
+    """+3 %, -12 %, and 0 % for a change that rounds to nothing (never "-0 %")."""
+    rounded = round(change * 100)
+    return f"{rounded:+d} %" if rounded else "0 %"
+
+
 def find_knee(levels: list[Level], predicted: int | None, gain: float = KNEE_GAIN) -> Knee:
     """The first level whose next level adds less than `gain` (10 %) aggregate output throughput, compared with the
     concurrency sizing predicted (the plan's concurrency times the minimum replicas)."""
@@ -175,7 +181,7 @@ def find_knee(levels: list[Level], predicted: int | None, gain: float = KNEE_GAI
     nxt = pts[pts.index(knee) + 1]
     words = (f"Throughput stops rising at concurrency {knee.concurrency} ({knee.output_tokens_per_s:.1f} output "
              f"tokens/s; {nxt.concurrency} gives {nxt.output_tokens_per_s:.1f}, "
-             f"{(nxt.output_tokens_per_s / knee.output_tokens_per_s - 1) * 100:+.0f} %)")
+             f"{_signed_percent(nxt.output_tokens_per_s / knee.output_tokens_per_s - 1)})")
     if predicted is None:
         words += "."
     elif knee.concurrency == predicted:

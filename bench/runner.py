@@ -3,10 +3,14 @@ by inference-perf's stage log lines; the plots through the bench virtualenv's ma
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -88,8 +92,43 @@ def run_local(config: dict, workload: Workload, out: Path, console: Console, lab
     finally:
         rc = proc.wait()
     if rc != 0:
-        raise RunError(f"inference-perf exited with {rc}; its log: {out / 'inference-perf.log'}")
+        cause = failure_cause(lines)
+        raise RunError(f"inference-perf exited with {rc}{': ' + cause if cause else ''}; "
+                       f"its log: {out / 'inference-perf.log'}")
     return lines
+
+
+# The last line of a Python traceback: "OSError: Can't load tokenizer for 'x'. ...", "httpx.ConnectError: ...".
+_EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit))(?::\s*(.*))?$")
+_HINTS = (
+    ("tokenizer", "the prompts' tokenizer did not load: pass --tokenizer with a local path or a Hub id this machine "
+                  "can download (the stack's model is the default)"),
+    ("connect", "no server answered at the URL: check --url (and that the server is up)"),
+)
+
+
+def failure_cause(lines: list[str]) -> str | None:
+    """The generator's last exception (and its direct cause), with what to do about the common ones: the cause
+    is in its log, and a user should not have to open the log to learn it."""
+    found = []
+    for line in lines:
+        m = _EXCEPTION_LINE.match(line.rstrip())
+        if m:
+            found.append(f"{m.group(1)}: {m.group(2).strip()}"[:200] if m.group(2) else m.group(1))
+    if not found:
+        return None
+    words = found[-1] if len(found) == 1 else f"{found[-1]}, caused by {found[-2]}"  # Python's direct cause
+    hint = next((h for key, h in _HINTS if any(key in f.lower() for f in found)), None)
+    return f"{words}{' (' + hint + ')' if hint else ''}"
+
+
+def served_models(url: str, timeout_s: float = 10.0) -> list[str] | None:
+    """The model ids an OpenAI server lists at /models, or None where it does not answer."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/models", timeout=timeout_s) as r:  # noqa: S310 (user's URL)
+            return [m.get("id", "") for m in json.load(r).get("data", [])]
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return None
 
 
 def kubectl() -> str:
