@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
 from .names import stack_name_problem
-from .schema import PROJECT, StackConfig
+from .schema import PROJECT, StackConfig, documentation_range
 
 ENVIRONMENTS = Path(__file__).with_name("environments.yaml")
 TOKEN_KEY = f"{PROJECT}:hfToken"
@@ -158,16 +158,45 @@ def load_stack_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[
     return config
 
 
+def deploy_refusals(config: StackConfig) -> list[str]:
+    """What a preview may show but a deployment must refuse: public access only from documentation ranges (the
+    shipped prod example's placeholder) gives a cluster nobody, Pulumi included, can reach."""
+    key = f"{PROJECT}:cluster.publicAccessCidrs"
+    return [f"{key}[{i}]: {cidr} is a documentation range ({rfc}) that no client has, so nothing could reach the "
+            f"cluster's API; set your office or VPN range (pulumi config set --path 'cluster.publicAccessCidrs[{i}]' "
+            f"<cidr>)"
+            for i, cidr in enumerate(config.cluster.public_access_cidrs)
+            if config.cluster.endpoint_public_access and (rfc := documentation_range(cidr))]
+
+
+def enforce_deployable(config: StackConfig, *, offline: bool) -> list[str]:
+    """Raise ConfigError (one line) on deploy_refusals; offline, where nothing is deployed (make preview, tests),
+    return them as warnings instead, so every shipped stack, the prod example included, still previews."""
+    refusals = deploy_refusals(config)
+    if refusals and not offline:
+        raise ConfigError(_line(refusals))
+    return [f"{r}; `pulumi up` refuses this" for r in refusals]
+
+
+def _under_mocks() -> bool:
+    """True under Pulumi's mock runtime (the offline preview and the tests), where nothing reaches AWS."""
+    from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.settings import SETTINGS
+
+    return isinstance(SETTINGS.monitor, MockMonitor)
+
+
 def load_from_pulumi() -> StackConfig:
     """The running stack's config, as the Pulumi language host (or the mock harness) set it; warns (pulumi.log)
-    when the region is not the priced one."""
+    when the region is not the priced one. A real `pulumi preview` or `pulumi up` refuses what deploy_refusals
+    names before any resource is registered; the mock harness only warns."""
     import pulumi
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secrets = {k for k in raw if runtime_config.is_config_secret(k)} | set(runtime_config.get_config_secret_keys_env())
     config = load_stack_config(raw, secrets, stack=pulumi.get_stack())
-    warning = region_warning(raw)
-    if warning:
+    warnings = [region_warning(raw), *enforce_deployable(config, offline=_under_mocks())]
+    for warning in filter(None, warnings):
         pulumi.log.warn(warning)
     return config

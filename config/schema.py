@@ -62,6 +62,23 @@ class Network(_Model):
         return str(net)
 
 
+# Address ranges reserved for documentation: no host anywhere has such an address, so a cluster whose API only
+# accepts them is unreachable, by Pulumi too (RFC 5737 section 3: TEST-NET-1/2/3; RFC 3849 section 2).
+DOCUMENTATION_RANGES = {
+    ipaddress.ip_network("192.0.2.0/24"): "RFC 5737",
+    ipaddress.ip_network("198.51.100.0/24"): "RFC 5737",
+    ipaddress.ip_network("203.0.113.0/24"): "RFC 5737",
+    ipaddress.ip_network("2001:db8::/32"): "RFC 3849",
+}
+
+
+def documentation_range(cidr: str) -> str | None:
+    """The RFC that reserves `cidr` for documentation when it lies inside such a range, else None."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    return next((rfc for doc, rfc in DOCUMENTATION_RANGES.items()
+                 if doc.version == net.version and net.subnet_of(doc)), None)
+
+
 class Cluster(_Model):
     kubernetes_version: Literal[KUBERNETES_VERSIONS] = "1.35"  # type: ignore[valid-type]
     endpoint_public_access: bool = True

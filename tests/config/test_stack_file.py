@@ -184,3 +184,49 @@ def test_a_region_other_than_the_priced_one_warns_in_one_line():
     warning = region_warning({"aws:region": "eu-west-1"})
     assert warning and "\n" not in warning
     assert "eu-west-1" in warning and "us-east-1" in warning and "prices" in warning
+
+
+# --- public access from documentation ranges ---------------------------------------------------------------------
+# RFC 5737 section 3 reserves 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24, RFC 3849 2001:db8::/32, for
+# documentation: no client has such an address.
+
+from config.loader import deploy_refusals, enforce_deployable  # noqa: E402
+
+KEY = "llm-eks:cluster.publicAccessCidrs"
+
+
+@pytest.mark.parametrize("cidr, rfc", [
+    ("192.0.2.0/24", "RFC 5737"), ("198.51.100.0/24", "RFC 5737"), ("203.0.113.0/24", "RFC 5737"),
+    ("203.0.113.7/32", "RFC 5737"), ("2001:db8::/32", "RFC 3849"), ("2001:db8:1::/48", "RFC 3849"),
+])
+def test_a_documentation_range_is_refused_in_one_line_naming_the_key(cidr, rfc):
+    config = load_stack_config(raw(cluster={"publicAccessCidrs": ["10.20.0.0/16", cidr]}), SECRETS)
+    with pytest.raises(ConfigError) as err:
+        enforce_deployable(config, offline=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{KEY}[1]: {cidr} is a documentation range ({rfc})")
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "198.51.0.0/16", "192.0.3.0/24", "203.0.112.0/24", "2001:db9::/32"])
+def test_real_ranges_and_ranges_around_documentation_ones_are_deployable(cidr):
+    config = load_stack_config(raw(cluster={"publicAccessCidrs": [cidr]}), SECRETS)
+    assert deploy_refusals(config) == [] and enforce_deployable(config, offline=False) == []
+
+
+def test_a_private_only_endpoint_ignores_the_public_ranges():
+    config = load_stack_config(raw(cluster={"endpointPublicAccess": False, "publicAccessCidrs": ["192.0.2.0/24"]}),
+                               SECRETS)
+    assert deploy_refusals(config) == []
+
+
+def test_offline_the_refusal_is_a_warning_so_the_prod_example_still_previews():
+    from preview.harness import read_stack_config, run_stack, stack_file
+
+    config_raw, secrets = read_stack_config(stack_file("qwen-g6-prod"))
+    config = load_stack_config(config_raw, set(secrets))
+    with pytest.raises(ConfigError, match=r"^llm-eks:cluster\.publicAccessCidrs\[0\]: 203\.0\.113\.0/24 is a "):
+        enforce_deployable(config, offline=False)  # what `pulumi preview` and `pulumi up` do
+    run = run_stack("qwen-g6-prod", config_raw, secrets)  # the offline preview: every resource, and the warning
+    assert run.resources
+    assert any(w.startswith(f"{KEY}[0]: 203.0.113.0/24") and "`pulumi up` refuses this" in w for w in run.warnings)
