@@ -7,7 +7,7 @@ the bytes on disk and in memory under any weight format, and the share each tens
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Callable
 
@@ -34,6 +34,7 @@ class Role(str, Enum):
     ROUTER = "router"
     NORM = "norm"
     BIAS = "bias"
+    VISION = "vision"  # the vision tower and its projector: kept in the model dtype by every format here
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,12 @@ def _quant(cfg: dict) -> QuantConfig | None:
         if kind == "int" and bits == 4:
             return QuantConfig("compressed-tensors-int4", 4, group_size=int(group) if group else None)
         raise SizingError(f"compressed-tensors weights of {bits}-bit {kind} are not supported")
-    if method in ("bitsandbytes", "gguf", "hqq", "eetq", "aqlm", "exl2", "mxfp4"):
-        raise SizingError(f"quantization method '{method}' is not supported; supported: awq, gptq, fp8, compressed-tensors")
+    if method == "mxfp4":
+        # gpt-oss: the routed experts in MXFP4 (4-bit values, one 8-bit scale per 32), every module in
+        # modules_to_not_convert (attention, router, embeddings, LM head) in the model dtype.
+        return QuantConfig("mxfp4", 4, group_size=32)
+    if method in ("bitsandbytes", "gguf", "hqq", "eetq", "aqlm", "exl2"):
+        raise SizingError(f"quantization method '{method}' is not supported; supported: awq, gptq, fp8, compressed-tensors, mxfp4")
     raise SizingError(f"unknown quantization_config.quant_method '{method}'")
 
 
@@ -410,6 +415,103 @@ def phi3(cfg: dict) -> Architecture:
     return _llama_like(cfg)
 
 
+def gpt_oss(cfg: dict) -> Architecture:
+    """gpt-oss (vLLM gpt_oss.py): biased attention with one learned sink per head, a biased router and biased
+    MoE experts in every layer, sliding windows on even layers and full attention on odd ones."""
+    c = _common(cfg)
+    layers, hidden = c["num_layers"], c["hidden_size"]
+    tied = bool(cfg.get("tie_word_embeddings", False))
+    experts, inter = _int(cfg, "num_local_experts"), _int(cfg, "intermediate_size")
+    b = _Builder(hidden, layers)
+    b.embeddings(c["vocab_size"], tied)
+    b.gqa(c["num_heads"], c["num_kv_heads"], c["head_dim"], qkv_bias=True, o_bias=True)
+    b.add("sinks", 1, c["num_heads"], layers, Shard.COLUMN, Role.BIAS)  # split by head like q_proj
+    b.add("router", hidden, experts, layers, Shard.REPLICATED, Role.ROUTER)
+    b.add("router.bias", 1, experts, layers, Shard.REPLICATED, Role.BIAS)
+    b.gated_mlp(inter, layers * experts, Role.EXPERTS, "experts", bias=True)
+    b.layer_norms(2)
+    window = _int(cfg, "sliding_window")
+    # vLLM applies the window to layer_idx % 2 == 0, whatever layer_types says (the released configs agree).
+    windows = tuple(window if i % 2 == 0 else None for i in range(layers))
+    moe = MoE(experts, _int(cfg, "num_experts_per_tok"), inter, 0, layers)
+    return _moe_arch(cfg, c, b, tied, moe, windows)
+
+
+def gemma3_text(cfg: dict) -> Architecture:
+    """Gemma 3 text (vLLM gemma3.py): Gemma 2's four norms per layer plus q/k norms, tied embeddings, and
+    layer_types (default: five sliding layers, then one global)."""
+    cfg = {**GEMMA3_TEXT_DEFAULTS, **cfg}
+    c = _common(cfg)
+    layers = c["num_layers"]
+    b = _Builder(c["hidden_size"], layers)
+    b.embeddings(c["vocab_size"], tied=True)
+    bias = bool(cfg.get("attention_bias", False))
+    b.gqa(c["num_heads"], c["num_kv_heads"], c["head_dim"], qkv_bias=bias, o_bias=bias, qk_norm=True)
+    b.gated_mlp(_int(cfg, "intermediate_size"), layers)
+    b.layer_norms(4)
+    if not cfg.get("layer_types"):
+        pattern = _int(cfg, "sliding_window_pattern", 6)
+        cfg = {**cfg, "layer_types": ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(layers)]}
+    windows = _windows(cfg, layers, all_layers_if_set=False)
+    arch = Architecture(model_type=cfg["model_type"], tie_word_embeddings=True, tensors=tuple(b.tensors),
+                        caches=_attention_caches(c, windows), **c)
+    rope = cfg.get("rope_scaling") or {}
+    factor = float(rope.get("factor", 1.0)) if (rope.get("rope_type") or rope.get("type")) == "linear" else 1.0
+    # vLLM LinearScalingRotaryEmbedding caches max_position x factor positions; the local rope is unscaled.
+    arch.extras["rope_cache_positions"] = [int(c["max_position_embeddings"] * factor), c["max_position_embeddings"]]
+    return arch
+
+
+# transformers Gemma3TextConfig defaults: a multimodal config.json leaves them out of text_config.
+GEMMA3_TEXT_DEFAULTS = {
+    "vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131_072,
+    "sliding_window": 4096,
+}
+# transformers SiglipVisionConfig defaults.
+SIGLIP_DEFAULTS = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_channels": 3,
+                   "image_size": 224, "patch_size": 16}
+
+
+def _siglip_tower(b: _Builder, vision: dict) -> int:
+    """A SigLIP vision encoder without its pooling head (vision_use_head false): conv patch embedding, learned
+    positions, pre-norm layers with biased attention and MLP, a final LayerNorm. Returns its hidden size."""
+    v = {**SIGLIP_DEFAULTS, **vision}
+    h, inter, n = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"]
+    patch, channels = v["patch_size"], v["num_channels"]
+    R = Role.VISION
+    b.add("vision.patch_embedding", channels * patch * patch, h, 1, Shard.REPLICATED, R)
+    b.add("vision.patch_embedding.bias", 1, h, 1, Shard.REPLICATED, R)
+    b.add("vision.position_embedding", h, (v["image_size"] // patch) ** 2, 1, Shard.REPLICATED, R)
+    for name in ("q_proj", "k_proj", "v_proj"):
+        b.add(f"vision.{name}", h, h, n, Shard.COLUMN, R)
+        b.add(f"vision.{name}.bias", 1, h, n, Shard.COLUMN, R)
+    b.add("vision.out_proj", h, h, n, Shard.ROW, R)
+    b.add("vision.fc1", h, inter, n, Shard.COLUMN, R)
+    b.add("vision.fc1.bias", 1, inter, n, Shard.COLUMN, R)
+    b.add("vision.fc2", inter, h, n, Shard.ROW, R)
+    b.add("vision.biases", 1, h, 2 * n, Shard.REPLICATED, R)  # out_proj and fc2 biases
+    b.add("vision.layer_norms", 1, h, 4 * n + 2, Shard.REPLICATED, R)  # two LayerNorms (weight, bias) per layer, post
+    return h
+
+
+def gemma3(cfg: dict) -> Architecture:
+    """Gemma 3 image-text checkpoints (Gemma3ForConditionalGeneration): the text model, a SigLIP tower and a
+    projector (mm_input_projection_weight, vision-width x text-width, and an RMSNorm of the vision width)."""
+    if "text_config" not in cfg:  # Gemma3ForCausalLM checkpoints saved with model_type gemma3
+        return gemma3_text({**cfg, "model_type": "gemma3"})
+    text = {"model_type": "gemma3", "torch_dtype": cfg.get("torch_dtype") or cfg.get("dtype"), **cfg["text_config"]}
+    text["model_type"] = "gemma3"
+    arch = gemma3_text(text)
+    b = _Builder(arch.hidden_size, arch.num_layers, list(arch.tensors))
+    vision_hidden = _siglip_tower(b, cfg.get("vision_config") or {})
+    b.add("mm_input_projection", vision_hidden, arch.hidden_size, 1, Shard.REPLICATED, Role.VISION)
+    b.add("mm_soft_emb_norm", 1, vision_hidden, 1, Shard.REPLICATED, Role.VISION)
+    arch = replace(arch, tensors=tuple(b.tensors), quant=_quant(cfg) or arch.quant)
+    arch.extras["mm_tokens_per_image"] = int(cfg.get("mm_tokens_per_image", 256))
+    return arch
+
+
 def phi(cfg: dict) -> Architecture:
     """Phi-1/2: parallel attention and MLP with biases everywhere, LayerNorm (weight and bias), an ungated MLP."""
     c = _common(cfg)
@@ -497,6 +599,9 @@ FAMILIES: dict[str, Callable[[dict], Architecture]] = {
     "qwen3": qwen3,
     "qwen3_moe": qwen3_moe,
     "gemma2": gemma2,
+    "gemma3": gemma3,
+    "gemma3_text": gemma3_text,
+    "gpt_oss": gpt_oss,
     "phi": phi,
     "phi3": phi3,
     "deepseek_v2": _deepseek,

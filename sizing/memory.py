@@ -17,14 +17,14 @@ modelled here from the engine's profiling shapes with constants fitted to publis
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 from .architecture import Architecture
 from .catalog import GIB, Accelerator, engine_facts
 from .errors import SizingError
 from .kv_cache import CacheContext, KVCacheConfig, Limits, kv_cache_config
-from .weights import DTYPE_BYTES, WeightFormat, resolve_format, rotary_cache_bytes, vllm_quantization, weight_bytes
+from .weights import DTYPE_BYTES, WeightFormat, mxfp4_expert_align, resolve_format, rotary_cache_bytes, vllm_quantization, weight_bytes
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -216,7 +216,11 @@ def _activation_bytes(arch: Architecture, fmt: WeightFormat, tp: int, tokens: in
     if arch.moe:
         width = 3 * math.ceil(arch.moe.expert_intermediate_size / tp) + arch.hidden_size
         moe = tokens * arch.moe.experts_per_token * width * dtype_bytes
-    return f["activation_base_gib"] * GIB + max(sampler, forward) + moe
+    # Multimodal models: profile_run keeps the encoder outputs of the profiled items (the encoder budget, at least
+    # max_num_batched_tokens, of text-width embeddings) in the encoder cache through the forward and sampler runs.
+    encoder = max(tokens, arch.extras.get("mm_tokens_per_image", 0)) * arch.hidden_size * dtype_bytes \
+        if arch.extras.get("mm_tokens_per_image") else 0
+    return f["activation_base_gib"] * GIB + max(sampler, forward) + moe + encoder
 
 
 def _cudagraph_gib(arch: Architecture, f: dict) -> float:
@@ -263,6 +267,8 @@ def gpu_budget(
 
     dtype = resolve_dtype(arch, accel, dtype)
     fmt = resolve_format(arch, dtype, quantization)
+    if fmt.scheme == "mxfp4":
+        fmt = replace(fmt, expert_align=mxfp4_expert_align(accel.compute_capability, f["mxfp4_expert_align"]))
     method = vllm_quantization(arch, quantization, accel.compute_capability, f["quantization"])
     kv_bytes = 1 if kv_cache_dtype.startswith("fp8") else DTYPE_BYTES[dtype]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .architecture import Architecture, Shard, Tensor
+from .architecture import Architecture, Role, Shard, Tensor
 from .errors import SizingError
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -27,6 +27,15 @@ class WeightFormat:
     bits: int = 16
     group_size: int | None = None
     block: tuple[int, int] | None = None
+    # mxfp4 experts: (hidden, intermediate) alignment of vLLM's MoE kernel, which pads the expert weights
+    # (fused_moe/oracle/mxfp4.py mxfp4_round_up_hidden_size_and_intermediate_size).
+    expert_align: tuple[int, int] = (1, 1)
+
+    def quantizes(self, t: Tensor) -> bool:
+        """Whether this format stores `t` in its low-bit form (mxfp4: the routed experts only)."""
+        if self.scheme == "mxfp4":
+            return t.role is Role.EXPERTS
+        return t.is_linear
 
     @property
     def label(self) -> str:
@@ -34,7 +43,7 @@ class WeightFormat:
             return self.dtype
         if self.scheme in ("awq", "gptq"):
             return f"int{self.bits} ({self.scheme}, group {self.group_size or 'per-channel'})"
-        return {"fp8-tensor": "fp8", "fp8-channel": "fp8 (per-channel)", "fp8-block": "fp8 (block)",
+        return {"mxfp4": "mxfp4 (experts)", "fp8-tensor": "fp8", "fp8-channel": "fp8 (per-channel)", "fp8-block": "fp8 (block)",
                 "int8-channel": "int8 (w8a8)"}[self.scheme]
 
     def linear_bytes(self, in_f: int, out_f: int) -> float:
@@ -49,6 +58,8 @@ class WeightFormat:
             return packed + scales + zeros + g_idx
         if self.scheme == "fp8-tensor":
             return packed + 4
+        if self.scheme == "mxfp4":  # uint8 pairs of 4-bit values, one uint8 (E8M0) scale per 32 along the input
+            return packed + math.ceil(in_f / 32) * out_f
         if self.scheme in ("fp8-channel", "int8-channel"):
             return packed + out_f * 4
         if self.scheme == "fp8-block":
@@ -61,6 +72,8 @@ def checkpoint_format(q) -> str:
     """What a checkpoint's quantization_config holds, in the words of the quantization setting: fp8, int8, int4."""
     if q.method in ("fp8", "compressed-tensors-fp8"):
         return "fp8"
+    if q.method == "mxfp4":
+        return "mxfp4"
     return f"int{q.bits}"
 
 
@@ -95,6 +108,8 @@ def resolve_format(arch: Architecture, dtype: str, quantization: str | None = No
             return WeightFormat(dtype, "fp8-channel", 8)
         if q.method == "compressed-tensors-int8":
             return WeightFormat(dtype, "int8-channel", 8)
+        if q.method == "mxfp4":
+            return WeightFormat(dtype, "mxfp4", 4, group_size=32)
         raise SizingError(f"quantization {q.method} is not supported")
     if quantization is None:
         return WeightFormat(dtype)
@@ -146,9 +161,18 @@ def _shard(t: Tensor, tp: int) -> tuple[int, int]:
 
 def tensor_bytes(t: Tensor, fmt: WeightFormat, tp: int = 1) -> float:
     in_f, out_f = _shard(t, tp)
-    if t.is_linear:
+    if t.role is Role.EXPERTS and fmt.expert_align != (1, 1):
+        # gate/up map hidden -> intermediate, down maps intermediate -> hidden
+        h_step, i_step = fmt.expert_align
+        in_step, out_step = (i_step, h_step) if t.name.endswith("down_proj") else (h_step, i_step)
+        in_f, out_f = _round_up(in_f, in_step), _round_up(out_f, out_step)
+    if fmt.quantizes(t):
         return fmt.linear_bytes(in_f, out_f) * t.count
     return in_f * out_f * DTYPE_BYTES[fmt.dtype] * t.count
+
+
+def _round_up(dim: int, step: int) -> int:
+    return math.ceil(dim / step) * step
 
 
 def weight_bytes(arch: Architecture, fmt: WeightFormat, tp: int = 1) -> float:
@@ -156,6 +180,16 @@ def weight_bytes(arch: Architecture, fmt: WeightFormat, tp: int = 1) -> float:
     return sum(tensor_bytes(t, fmt, tp) for t in arch.tensors)
 
 
+def mxfp4_expert_align(compute_capability: int | None, facts: dict) -> tuple[int, int]:
+    """(hidden, intermediate) alignment of the MXFP4 MoE kernel vLLM picks (engine.yaml mxfp4_expert_align):
+    Hopper has its own kernel; Blackwell's TRT-LLM and the Marlin kernel below Hopper pad alike."""
+    hopper = compute_capability is not None and 90 <= compute_capability < 100
+    return tuple(facts["hopper" if hopper else "other"])
+
+
 def rotary_cache_bytes(arch: Architecture, fmt: WeightFormat) -> int:
-    """vLLM's shared rotary cos/sin cache: max positions x rotary dims in the model dtype, loaded with the weights."""
-    return arch.max_position_embeddings * arch.rotary_dim * DTYPE_BYTES[fmt.dtype]
+    """vLLM's rotary cos/sin caches (get_rope keeps one per distinct rope), loaded with the weights: positions x
+    rotary dims in the model dtype. Linear scaling stretches the cache by its factor; Gemma 3's sliding layers
+    use a second rope (rope_local_base_freq) without scaling."""
+    positions = arch.extras.get("rope_cache_positions") or [arch.max_position_embeddings]
+    return sum(positions) * arch.rotary_dim * DTYPE_BYTES[fmt.dtype]

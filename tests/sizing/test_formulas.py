@@ -145,3 +145,9 @@ def test_unsupported_quantization_is_a_clear_error():
 
     with pytest.raises(SizingError, match="bitsandbytes"):
         _with_quant(load_model_config("Qwen/Qwen3-1.7B")[0], {"quant_method": "bitsandbytes", "load_in_4bit": True})
+
+
+def test_mxfp4_expert_bytes_by_hand():
+    # 2880 x 2880 at 4 bits (1,440 bytes per row of 2880) plus one uint8 E8M0 scale per 32 inputs.
+    fmt = WeightFormat("bfloat16", "mxfp4", 4, group_size=32)
+    assert fmt.linear_bytes(2880, 2880) == 2880 * 2880 / 2 + 90 * 2880

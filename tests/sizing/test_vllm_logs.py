@@ -98,3 +98,10 @@ def test_runs_vllm_refused_are_refused():
     # Qwen3-14B at TP 5: 40 heads and 8 KV heads do not split five ways.
     with pytest.raises(SizingError, match="tensorParallelSize 5"):
         _budget(by_id["qwen3-14b-tp5pp1-8192-failed"])
+
+
+def test_the_architectures_of_issue_15_are_held_against_their_logs():
+    # gemma3 (multimodal, interleaved sliding windows, vision tower) and gpt_oss (MXFP4 experts, alternating
+    # sliding/full attention, sinks) are compared above, not skipped for want of a config.
+    types = {config_for(r["model"])[0]["model_type"] for r in COMPARABLE}
+    assert {"gemma3", "gpt_oss"} <= types, types
