@@ -66,7 +66,7 @@ for m in stack_plan.models:
 # Prometheus, Grafana, monitors and dashboards for every stack; KEDA where a vLLM model may scale.
 monitoring = Monitoring("monitoring", MonitoringArgs(
     models=list(stack_plan.models), provider=cluster.provider,
-    depends_on=[cluster.system_nodes, cluster.ebs_csi, cluster.coredns],
+    depends_on=[cluster.system_nodes, cluster.storage_class, cluster.coredns],  # its PVC needs the class
 ))
 if needed(list(stack_plan.models)):
     Autoscaling("autoscaling", AutoscalingArgs(
@@ -74,7 +74,7 @@ if needed(list(stack_plan.models)):
         servers=servers, depends_on=[cluster.system_nodes, monitoring.release],
     ))
 
-ui_deps = [karpenter.node_pools[CPU_POOL], cluster.ebs_csi, *servers.values()]
+ui_deps = [karpenter.node_pools[CPU_POOL], cluster.storage_class, *servers.values()]  # Open WebUI's PVC needs the class
 chat_url = None
 if config.chat_ui.kind == "open-webui":
     chat_url = OpenWebUI("open-webui", stack_plan.chat_targets, cluster.provider, ui_deps).url

@@ -20,6 +20,12 @@ from . import iam
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 
+def volume_tag_parameters(tags: dict[str, str]) -> dict[str, str]:
+    """StorageClass parameters that make the EBS CSI driver tag every volume it creates: each `tagSpecification_<n>`
+    value is one `key=value` tag (aws-ebs-csi-driver docs/tagging.md, "StorageClass Tagging")."""
+    return {f"tagSpecification_{i}": f"{key}={value}" for i, (key, value) in enumerate(sorted(tags.items()), start=1)}
+
+
 @dataclass
 class ClusterArgs:
     cluster_name: str
@@ -117,6 +123,13 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
+        # The EBS CSI controller's permissions outlive the system nodes it runs on (the node group depends on them):
+        # at destroy it is still deleting the volumes of released PVCs after its add-on is gone (preserved below).
+        ebs_role = aws.iam.Role(f"{name}-ebs-csi", assume_role_policy=iam.POD_IDENTITY_TRUST, tags=args.tags, opts=child)
+        ebs_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi", role=ebs_role.name, policy_arn=iam.managed_policy("service-role/AmazonEBSCSIDriverPolicy"),
+            opts=child,
+        )
         self.system_nodes = aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=cluster_name,
@@ -132,12 +145,15 @@ class Cluster(pulumi.ComponentResource):
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str)),
             labels=dict(SYSTEM_NODE_LABELS),
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks, *attachments], protect=cfg.deletion_protection),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks, *attachments, ebs_policy],
+                                        protect=cfg.deletion_protection),
         )
 
         after_nodes = pulumi.ResourceOptions(parent=self, depends_on=[self.system_nodes])
+        # Preserved like CoreDNS: controllers still cleaning up at destroy (the EBS CSI controller) get their AWS
+        # credentials from this agent's pods.
         pod_identity = aws.eks.Addon(
-            f"{name}-pod-identity-agent", cluster_name=cluster_name, addon_name="eks-pod-identity-agent",
+            f"{name}-pod-identity-agent", cluster_name=cluster_name, addon_name="eks-pod-identity-agent", preserve=True,
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", tags=args.tags,
             opts=after_nodes,
         )
@@ -149,13 +165,11 @@ class Cluster(pulumi.ComponentResource):
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", tags=args.tags,
             opts=after_nodes,
         )
-        ebs_role = aws.iam.Role(f"{name}-ebs-csi", assume_role_policy=iam.POD_IDENTITY_TRUST, tags=args.tags, opts=child)
-        ebs_policy = aws.iam.RolePolicyAttachment(
-            f"{name}-ebs-csi", role=ebs_role.name, policy_arn=iam.managed_policy("service-role/AmazonEBSCSIDriverPolicy"),
-            opts=child,
-        )
+        # `helm uninstall` returns before PVC -> PV -> DeleteVolume is done: `preserve` keeps the driver running until
+        # the cluster is deleted, as CoreDNS is kept, instead of removing it as soon as the releases are gone.
+        # DeleteAddon with preserve leaves the add-on's pod identity association in place (EKS API reference).
         self.ebs_csi = aws.eks.Addon(
-            f"{name}-ebs-csi", cluster_name=cluster_name, addon_name="aws-ebs-csi-driver",
+            f"{name}-ebs-csi", cluster_name=cluster_name, addon_name="aws-ebs-csi-driver", preserve=True,
             pod_identity_associations=[aws.eks.AddonPodIdentityAssociationArgs(
                 role_arn=ebs_role.arn, service_account="ebs-csi-controller-sa",
             )],
@@ -164,14 +178,15 @@ class Cluster(pulumi.ComponentResource):
         )
         self.pod_identity_agent = pod_identity
 
-        # Encrypted gp3 as the default class (Open WebUI's and Ray's volumes), bound where the pod lands.
-        k8s.storage.v1.StorageClass(
+        # Encrypted gp3 as the default class (Prometheus's and Open WebUI's volumes), bound where the pod lands. Its
+        # volumes carry the stack's tags, so any left after a destroy can be found (README, "Teardown").
+        self.storage_class = k8s.storage.v1.StorageClass(
             f"{name}-gp3",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=STORAGE_CLASS, annotations={"storageclass.kubernetes.io/is-default-class": "true"},
             ),
             provisioner="ebs.csi.aws.com",
-            parameters={"type": "gp3", "encrypted": "true", "fsType": "ext4"},
+            parameters={"type": "gp3", "encrypted": "true", "fsType": "ext4", **volume_tag_parameters(args.tags)},
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
             reclaim_policy="Delete",

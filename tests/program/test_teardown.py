@@ -125,3 +125,46 @@ def test_the_drain_lasts_long_enough_for_a_replacement_replica_to_start(plans, m
     for p in plans:
         grace = _duration_seconds(pools[p.pool]["spec"]["template"]["spec"]["terminationGracePeriod"])
         assert grace > p.startup_seconds, p.name
+
+
+# --- volumes that could outlive the stack ----------------------------------------------------------------------
+
+ADDON = "aws:eks/addon:Addon"
+HELM = "kubernetes:helm.sh/v3:Release"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+# Tags the driver sets itself and refuses in a StorageClass (aws-ebs-csi-driver docs/tagging.md).
+DRIVER_TAG_KEYS = ("CSIVolumeName", "CSIVolumeSnapshotName", "ebs.csi.aws.com/cluster", "kubernetes.io/cluster/")
+
+
+def test_the_ebs_csi_driver_and_its_credentials_outlive_the_releases_at_destroy(run):
+    """`helm uninstall` returns before PVC -> PV -> DeleteVolume is done. Deleting the add-on would remove the
+    controller that calls DeleteVolume; DeleteAddon with preserve leaves it (and its pod identity association)
+    running until the cluster goes (EKS API reference, DeleteAddon). Its credentials come from the Pod Identity
+    agent and its IAM policy, which must last as long as the system nodes it runs on."""
+    addons = {r.inputs["addonName"]: r for r in run.by_type(ADDON)}
+    for name in ("aws-ebs-csi-driver", "coredns", "eks-pod-identity-agent"):
+        assert addons[name].inputs.get("preserve") is True, name
+    nodes = run.one(NODE_GROUP, "cluster-system")
+    ebs_policy = run.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "cluster-ebs-csi")
+    assert run.depends_on(nodes, ebs_policy)  # destroy removes the nodes (and the controller) first
+
+
+def test_every_volume_the_storage_class_creates_carries_the_stack_tags(stack, run):
+    """So that leftovers are found with `aws ec2 describe-volumes --filters Name=tag:llm-eks/stack,Values=<stack>`."""
+    params = run.one(STORAGE_CLASS).inputs["parameters"]
+    tags = dict(v.split("=", 1) for k, v in params.items() if k.startswith("tagSpecification"))
+    assert tags["llm-eks/stack"] == stack
+    assert "llm-eks/environment" in tags
+    assert not [k for k in tags if k.startswith(DRIVER_TAG_KEYS)]
+    assert (params["type"], params["encrypted"]) == ("gp3", "true")
+
+
+def test_releases_that_claim_volumes_wait_for_the_storage_class_itself(run):
+    """A PVC created before its class exists stays Pending (no default class yet, or the wrong one); depending on
+    the add-on only was not enough. At destroy, the release (and its PVC) goes before the class."""
+    storage_class = run.one(STORAGE_CLASS)
+    name = storage_class.inputs["metadata"]["name"]
+    claimers = [r for r in run.by_type(HELM) if name in json.dumps(r.plain_inputs().get("values") or {})]
+    assert {r.inputs["chart"] for r in claimers} >= {"kube-prometheus-stack"}
+    for release in claimers:
+        assert storage_class.urn in release.dependencies, release.name
