@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic.alias_generators import to_camel, to_snake
 
-from sizing.weights import QUANTIZATIONS
+from sizing.settings import BY_KEY, SETTINGS, Setting
 
 from .names import reserved_reason
 
@@ -129,9 +129,35 @@ class SystemNodes(_Model):
         return self
 
 
+def _annotation(s: Setting) -> Any:
+    """A setting's type with its choices and bounds, as pydantic checks them."""
+    base: Any = Literal[s.choices] if s.choices else s.type
+    bounds = {k: getattr(s, k) for k in ("gt", "ge", "le", "pattern") if getattr(s, k) is not None}
+    return Annotated[base, Field(**bounds)] if bounds else base
+
+
+def _field(s: Setting) -> tuple[Any, Any]:
+    """(annotation, Field) of a sizing setting's stack key, described by its one description (sizing/settings.py)."""
+    if s.required:
+        return _annotation(s), Field(description=s.help)
+    if s.default is None:
+        return Optional[_annotation(s)], Field(default=None, description=s.help)
+    return _annotation(s), Field(default=s.default, description=s.help)
+
+
+def stack_value(model: BaseModel, s: Setting) -> Any:
+    """The value a model's stack keys give setting `s` (`replicas.min` walks into `replicas`)."""
+    value: Any = model
+    for part in (s.stack or "").split("."):
+        value = getattr(value, to_snake(part))
+    return value
+
+
 class Replicas(_Model):
-    min: Annotated[int, Field(ge=0, le=100)] = 1
-    max: Annotated[int, Field(ge=1, le=100)] = 1
+    min: _annotation(BY_KEY["min_replicas"]) = Field(BY_KEY["min_replicas"].default,  # type: ignore[valid-type]
+                                                     description=BY_KEY["min_replicas"].help)
+    max: _annotation(BY_KEY["max_replicas"]) = Field(BY_KEY["max_replicas"].default,  # type: ignore[valid-type]
+                                                     description=BY_KEY["max_replicas"].help)
 
     @model_validator(mode="after")
     def _order(self) -> "Replicas":
@@ -148,22 +174,19 @@ class Autoscaling(_Model):
     running_per_replica: Annotated[float, Field(gt=0)] | None = None  # requests in the batch per replica
 
 
-class Model(_Model):
-    """One served model: what to serve, for which workload, on what hardware."""
-
+class _Named(_Model):
     name: str
-    model: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")]
-    config: str | None = None  # a local config.json for a model outside the built-in catalog, offline
-    max_model_len: Annotated[int, Field(gt=0, le=10_000_000)]
-    concurrency: Annotated[int, Field(gt=0, le=4096)] = 1
-    accelerator: Literal["nvidia", "neuron", "any"] = "nvidia"
-    instance_type: str | None = None
-    tensor_parallel_size: Annotated[int, Field(gt=0, le=64)] | None = None
-    max_hourly_usd: Annotated[float, Field(gt=0)] | None = None
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
-    quantization: Literal[QUANTIZATIONS] | None = None  # type: ignore[valid-type]  (sizing's list, one source)
-    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
+# The keys of the sizing settings, each typed, bounded and described by sizing/settings.py (one description).
+_SizingKeys = create_model("_SizingKeys", __base__=_Named, __module__=__name__,
+                           **{s.field: _field(s) for s in SETTINGS if s.field})  # type: ignore[call-overload]
+
+
+class Model(_SizingKeys):  # type: ignore[valid-type, misc]
+    """One served model: what to serve, for which workload, on what hardware (the sizing keys, from
+    sizing/settings.py), and how to run it."""
+
     replicas: Replicas = Replicas()
     autoscaling: Autoscaling = Autoscaling()  # used when replicas.max > replicas.min
     capacity_type: Literal["on-demand", "spot"] = "on-demand"

@@ -18,10 +18,11 @@ from sizing.architecture import Architecture, from_config
 from sizing.errors import SizingError
 from sizing.memory import check_context
 from sizing.planner import DeploymentPlan, Workload, fleet_nodes, k8s_allowances, plan
+from sizing.settings import ENGINE_FLAG_KEYS, SETTINGS
 
 from config.loader import ConfigError
 from config.names import SERVER_FLAGS
-from config.schema import PROJECT, Model, StackConfig
+from config.schema import PROJECT, Model, StackConfig, stack_value
 from serving.settings import EngineSettings
 
 from .names import DEVICE_RESOURCES
@@ -121,21 +122,10 @@ def _key(i: int, field: str | None = None) -> str:
 
 
 # --- extraEngineArgs: flags the plan or the server already set ---------------------------------------------------
-# The stack key that sets each flag the planner writes (None: the plan derives it, no key sets it directly).
-PLAN_FLAG_KEYS: dict[str, str | None] = {
-    "max-model-len": "maxModelLen",
-    "tensor-parallel-size": "tensorParallelSize",
-    "max-num-seqs": None,
-    "gpu-memory-utilization": "gpuMemoryUtilization",
-    "dtype": "dtype",
-    "kv-cache-dtype": "kvCacheDtype",
-    "quantization": "quantization",
-    "block-size": None,
-    "enable-prefix-caching": None,
-}
+# The stack key that sets each flag the planner writes, from the settings' one description (sizing/settings.py).
+PLAN_FLAG_KEYS: dict[str, str] = ENGINE_FLAG_KEYS
 # Where the plan takes the flags no key sets directly.
 PLAN_FLAG_HINTS = {
-    "max-num-seqs": "the batch that fits the KV cache, from concurrency; set concurrency instead",
     "block-size": "one block of maxModelLen per sequence on Neuron; remove it",
     "enable-prefix-caching": "off on Neuron, whose KV cache is contiguous; remove it",
 }
@@ -252,13 +242,9 @@ def plan_model(model: Model, i: int, zones: int = 1) -> ModelPlan:
         check_context(arch, model.max_model_len)
     except SizingError as exc:
         raise ConfigError(f"{_key(i, 'maxModelLen')}: {exc}") from None
-    workload = Workload(
-        model=model.model, arch=arch, max_model_len=model.max_model_len, concurrency=model.concurrency,
-        family=model.accelerator, instance_type=model.instance_type, tensor_parallel_size=model.tensor_parallel_size,
-        max_hourly_usd=model.max_hourly_usd, dtype=model.dtype, kv_cache_dtype=model.kv_cache_dtype,
-        quantization=model.quantization, gpu_memory_utilization=model.gpu_memory_utilization,
-        min_replicas=model.replicas.min, max_replicas=model.replicas.max, spread_zones=zones,
-    )
+    # Every setting a model key sets (sizing/settings.py), then the stack-wide ones.
+    given = {s.key: stack_value(model, s) for s in SETTINGS if s.stack and s.key not in ("model", "config")}
+    workload = Workload(model=model.model, arch=arch, **given, spread_zones=zones)
     try:
         planned = _derived(model, plan(workload))
     except SizingError as exc:

@@ -90,8 +90,11 @@ class NvidiaRules:
         return None
 
     def max_num_seqs(self, w: Workload, inst: InstanceType, share: int) -> int:
-        """vLLM's default batch for this GPU class, raised to the replica's share of the users if that is larger;
-        the KV cache, not this cap, bounds concurrent long requests."""
+        """The user's cap («max_num_seqs»), else vLLM's default batch for this GPU class raised to the replica's
+        share of the users if that is larger; the KV cache, not this cap, bounds concurrent long requests. (A cap
+        below the share is refused by the search: see wording.replica_problem.)"""
+        if w.max_num_seqs is not None:
+            return w.max_num_seqs
         _, f = facts_for(w.vllm_version)
         large = inst.accelerator.usable_gib >= f["large_gpu_min_gib"] and not inst.accelerator.key.startswith("a100")
         return max(share, f["max_num_seqs"]["large" if large else "small"])
@@ -113,9 +116,9 @@ class NeuronRules:
                                   gpu_memory_utilization=w.gpu_memory_utilization)
 
     def budget(self, w: Workload, inst: InstanceType, tp: int, share: int) -> Budget:
-        # The compiled batch is the replica's share.
+        # The compiled batch is the replica's share, or the user's cap when larger (a smaller one is refused).
         return neuron_budget(w.arch, inst.accelerator, tensor_parallel_size=tp, max_model_len=w.max_model_len,
-                             max_num_seqs=share, dtype=w.dtype, quantization=w.quantization)
+                             max_num_seqs=max(share, w.max_num_seqs or 0), dtype=w.dtype, quantization=w.quantization)
 
 
 RULES: dict[str, VendorRules] = {r.vendor: r for r in (NvidiaRules(), NeuronRules())}

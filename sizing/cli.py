@@ -23,17 +23,16 @@ from typing import NoReturn, Sequence
 
 from . import catalog
 from .architecture import Architecture, from_config
-from .errors import CLI_NAMES, SizingError
+from .errors import SizingError
 from .memory import GpuBudget, gpu_budget
 from .neuron import NeuronBudget, neuron_budget
 from .planner import DeploymentPlan, Workload, plan
 from .rules_of_thumb import seed_kv_bytes_per_token, true_kv_bytes_per_token
-from .weights import DTYPE_BYTES, QUANTIZATIONS
+from .settings import CLI_NAMES, SETTINGS, Setting
+from .weights import DTYPE_BYTES
 
 EXIT_USAGE = 2
-# Without --max-replicas the CLI may spread users over as many replicas as the cheapest fleet needs, up to the
-# stack file's own bound (config/schema.py Replicas: le=100). A stack file's default is replicas {min: 1, max: 1}.
-DEFAULT_MAX_REPLICAS = 100
+SOURCE_KEYS = ("model", "config")  # where the architecture comes from: one or the other
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,13 +55,15 @@ def _checked(cast, ok, expected: str, must: str):
     return parse
 
 
-_positive_int = _checked(int, lambda v: v > 0, "a positive integer", "a positive integer")
-_non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0", ">= 0")
-_fraction = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]", "in (0, 1]")
-_price = _checked(float, lambda v: v > 0, "dollars per hour", "positive")
+def _type_of(s: Setting):
+    """An argparse type from a setting's description: its cast and bounds, each failure one clear line."""
+    if s.choices or s.type is str:
+        return None
+    return _checked(s.type, s.ok, s.allowed(), s.allowed())
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every setting with a CLI flag (sizing/settings.py), plus the CLI's own switches."""
     p = _Parser(
         prog="python -m sizing",
         description="Size an LLM the way vLLM accounts memory, and plan the cheapest EC2 instance that holds it.",
@@ -70,31 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         "arguments, pod resources, cost). Data: sizing/data/*.yaml (sources and dates inside).",
     )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", help="Hugging Face model id (built-in catalog, else fetched from the Hub)")
-    src.add_argument("--config", metavar="PATH", help="a config.json (or a folder holding one)")
-    p.add_argument("--max-model-len", type=_positive_int, help="longest request in tokens (prompt + output)")
-    p.add_argument("--concurrency", type=_positive_int, default=1,
-                   help="requests of max-model-len served at once by the whole deployment, all replicas together (plan)")
-    p.add_argument("--min-replicas", type=_non_negative_int, default=1, help="fewest replicas (plan; default 1)")
-    p.add_argument("--max-replicas", type=_positive_int, default=DEFAULT_MAX_REPLICAS,
-                   help=f"most replicas the users may be spread over (plan; default {DEFAULT_MAX_REPLICAS}, "
-                   "i.e. as many as the cheapest fleet needs; a stack file's default is 1)")
-    p.add_argument("--spread-zones", type=_positive_int, default=1, metavar="N",
-                   help="spread replicas over N availability zones, at least 2 replicas when N >= 2 (plan; "
-                   "default 1; prod stacks spread)")
-    p.add_argument("--family", choices=("nvidia", "neuron", "any"), default="nvidia", help="accelerator family (plan)")
-    p.add_argument("--instance", metavar="TYPE", help="pin the instance type (plan); an error says by how much it falls short")
-    p.add_argument("--max-hourly-usd", type=_price, metavar="USD", help="price cap of the whole fleet, $/h (plan)")
-    p.add_argument("--accelerator", metavar="NAME", help="budget one accelerator: " + ", ".join(catalog.accelerators()))
-    p.add_argument("--tp", type=_positive_int, help="tensor-parallel degree (budget; pins it in a plan)")
-    p.add_argument("--gpu-memory-utilization", type=_fraction, help="fraction of GPU memory vLLM may use (default: the vLLM version's)")
-    p.add_argument("--max-num-seqs", type=_positive_int, help="batch cap (budget; default: vLLM's for the GPU, or --concurrency on Neuron)")
-    p.add_argument("--dtype", choices=("auto", "bfloat16", "float16", "float32"), default="auto")
-    p.add_argument("--kv-cache-dtype", choices=("auto", "fp8"), default="auto")
-    p.add_argument("--quantization", choices=QUANTIZATIONS,
-                   help="weight format to serve: the checkpoint's own (int4/int8/fp8 checkpoints), or fp8 on the fly "
-                   "from a 16-bit checkpoint (vLLM --quantization fp8)")
-    p.add_argument("--vllm-version", help="vLLM version whose defaults apply (default: the pinned image's)")
+    for s in SETTINGS:
+        if not s.flag:
+            continue
+        group = src if s.key in SOURCE_KEYS else p
+        default = s.flag_default
+        shown = default is not None and not s.choices and "default" not in s.help
+        metavar = s.metavar or {int: "N", float: "X"}.get(s.type) if not s.choices else None
+        group.add_argument(s.flag, dest=s.key, type=_type_of(s), choices=s.choices, default=default,
+                           metavar=metavar, help=s.help + (f" (default {default})" if shown else ""))
+    p.add_argument("--accelerator", metavar="NAME",
+                   help="budget one accelerator (a chip, not a vendor): " + ", ".join(catalog.accelerators()))
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--list-models", action="store_true", help="list the built-in model catalog and exit")
     return p
@@ -123,24 +110,19 @@ def _budget(args: argparse.Namespace, arch: Architecture) -> GpuBudget | NeuronB
     accel = catalog.accelerator(args.accelerator)
     if accel.is_neuron:
         return neuron_budget(
-            arch, accel, tensor_parallel_size=args.tp or accel.cores, max_model_len=args.max_model_len,
+            arch, accel, tensor_parallel_size=args.tensor_parallel_size or accel.cores, max_model_len=args.max_model_len,
             max_num_seqs=args.max_num_seqs or args.concurrency, dtype=args.dtype, quantization=args.quantization,
         )
     return gpu_budget(
-        arch, accel, max_model_len=args.max_model_len, tensor_parallel_size=args.tp or 1,
+        arch, accel, max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size or 1,
         gpu_memory_utilization=args.gpu_memory_utilization, max_num_seqs=args.max_num_seqs, dtype=args.dtype,
         kv_cache_dtype=args.kv_cache_dtype, quantization=args.quantization, vllm_version=args.vllm_version,
     )
 
 
 def _plan(args: argparse.Namespace, name: str, arch: Architecture) -> DeploymentPlan:
-    return plan(Workload(
-        model=name, arch=arch, max_model_len=args.max_model_len, concurrency=args.concurrency, family=args.family,
-        instance_type=args.instance, tensor_parallel_size=args.tp, max_hourly_usd=args.max_hourly_usd,
-        dtype=args.dtype, kv_cache_dtype=args.kv_cache_dtype, quantization=args.quantization,
-        gpu_memory_utilization=args.gpu_memory_utilization, vllm_version=args.vllm_version,
-        min_replicas=args.min_replicas, max_replicas=args.max_replicas, spread_zones=args.spread_zones,
-    ))
+    given = {s.key: getattr(args, s.key) for s in SETTINGS if s.flag and s.key not in SOURCE_KEYS}
+    return plan(Workload(model=name, arch=arch, **given))
 
 
 def _quiet_broken_pipe() -> int:

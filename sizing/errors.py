@@ -12,45 +12,10 @@ from __future__ import annotations
 
 import re
 
-# key id -> how the stack file (llm-eks:models[i].<key>) and the CLI (python -m sizing) call it.
-STACK_NAMES = {
-    "model": "model",
-    "config": "config",
-    "max_model_len": "maxModelLen",
-    "concurrency": "concurrency",
-    "family": "accelerator",
-    "instance_type": "instanceType",
-    "tensor_parallel_size": "tensorParallelSize",
-    "max_hourly_usd": "maxHourlyUsd",
-    "dtype": "dtype",
-    "kv_cache_dtype": "kvCacheDtype",
-    "quantization": "quantization",
-    "gpu_memory_utilization": "gpuMemoryUtilization",
-    "vllm_version": "the vLLM image version",
-    "min_replicas": "replicas.min",
-    "max_replicas": "replicas.max",
-    "spread_zones": "environment",
-    "max_num_seqs": "maxNumSeqs",
-}
-CLI_NAMES = {
-    "model": "--model",
-    "config": "--config",
-    "max_model_len": "--max-model-len",
-    "concurrency": "--concurrency",
-    "family": "--family",
-    "instance_type": "--instance",
-    "tensor_parallel_size": "--tp",
-    "max_hourly_usd": "--max-hourly-usd",
-    "dtype": "--dtype",
-    "kv_cache_dtype": "--kv-cache-dtype",
-    "quantization": "--quantization",
-    "gpu_memory_utilization": "--gpu-memory-utilization",
-    "vllm_version": "--vllm-version",
-    "min_replicas": "--min-replicas",
-    "max_replicas": "--max-replicas",
-    "spread_zones": "--spread-zones",
-    "max_num_seqs": "--max-num-seqs",
-}
+# key id -> how the stack file (llm-eks:models[i].<key>) and the CLI (python -m sizing) call it: from the one
+# description of each setting (sizing/settings.py).
+from .settings import CLI_NAMES, STACK_NAMES  # noqa: F401 (re-exported)
+
 _KEY = re.compile(r"«([a-z_]+)»")
 
 

@@ -24,10 +24,10 @@ from .architecture import Architecture
 from .catalog import GIB, Accelerator, engine_facts
 from .errors import SizingError
 from .kv_cache import CacheContext, KVCacheConfig, Limits, kv_cache_config
+from .settings import DTYPES
 from .weights import DTYPE_BYTES, WeightFormat, mxfp4_expert_align, resolve_format, rotary_cache_bytes, vllm_quantization, weight_bytes
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 def facts_for(version: str | None) -> tuple[str, dict[str, Any]]:

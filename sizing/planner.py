@@ -12,7 +12,7 @@ the smaller TP); every instance type that costs less per hour than the chosen fl
 was not chosen. When nothing fits, the error names the binding constraint (the price cap, the replica bound, a
 pinned instance type or tensor-parallel degree, the context length) and the settings that would change it.
 
-The search runs in named stages, each a function below: `candidates` (the instance types the family and a pin
+The search runs in named stages, each a function below: `candidates` (the instance types the vendor and a pin
 allow), `validate` (sizing/validation.py: settings wrong whatever the instance), `evaluate` (every candidate at
 every tensor-parallel degree, with the fewest replicas that hold the users), `choose` (the cheapest fleet within
 the bounds), `rejections` (why each cheaper type was not chosen), `cheaper_unpinned` (for a pinned type, what the
@@ -29,24 +29,24 @@ from . import catalog
 from .budget import rules_for, tp_options
 from .catalog import GIB, InstanceType
 from .errors import SizingError
-from .plans import HOURS_PER_MONTH, DeploymentPlan, Family, Option, Rejection, Workload
+from .plans import HOURS_PER_MONTH, DeploymentPlan, Option, Vendor, Rejection, Workload
 from .pod import PodResources, checkpoint_bytes, fleet_nodes, host_fit, k8s_allowances
 from .rules_of_thumb import seed_estimates
 from .validation import validate
 from .weights import DTYPE_BYTES
 from .wording import explain, no_fit, replica_problem, utilization_note, why_not
 
-__all__ = ["HOURS_PER_MONTH", "DeploymentPlan", "Family", "PodResources", "Rejection", "Workload", "fleet_nodes",
+__all__ = ["HOURS_PER_MONTH", "DeploymentPlan", "Vendor", "PodResources", "Rejection", "Workload", "fleet_nodes",
            "k8s_allowances", "plan"]
 
-FAMILY_LABELS = {"nvidia": "NVIDIA", "neuron": "Neuron", "any": "NVIDIA or Neuron"}
+VENDOR_LABELS = {"nvidia": "NVIDIA", "neuron": "Neuron", "any": "NVIDIA or Neuron"}
 
 
 def plan(w: Workload) -> DeploymentPlan:
     """The cheapest fleet that holds the workload, or a SizingError that says what binds and what to change."""
     candidates = _candidates(w)
-    family_label = FAMILY_LABELS[w.family]
-    validate(w, candidates, family_label)
+    vendor_label = VENDOR_LABELS[w.vendor]
+    validate(w, candidates, vendor_label)
     n_lo, n_hi = _replica_bounds(w)
     checkpoint = checkpoint_bytes(w.arch)  # the same for every candidate
     # Every candidate is evaluated, even above the price cap, so that an error can say whether the cap binds.
@@ -55,23 +55,23 @@ def plan(w: Workload) -> DeploymentPlan:
     fits = [o for o in all_opts if o.problem is None]
     chosen = _choose(w, fits, n_hi)
     if chosen is None:
-        raise no_fit(w, all_opts, fits, n_hi, family_label)
+        raise no_fit(w, all_opts, fits, n_hi, vendor_label)
     rejected = _rejections(w, candidates, by_instance, chosen, n_hi)
     alternative = _cheaper_unpinned(w, chosen)
-    return _assemble(w, chosen, checkpoint, rejected, alternative, family_label)
+    return _assemble(w, chosen, checkpoint, rejected, alternative, vendor_label)
 
 
 def _candidates(w: Workload) -> list[InstanceType]:
-    """The instance types the family allows (or the pinned one), cheapest first."""
+    """The instance types the vendor allows (or the pinned one), cheapest first."""
     if w.instance_type:
         inst = catalog.instance(w.instance_type)
         vendor = inst.accelerator.vendor
-        if w.family != "any" and vendor != w.family:
-            raise SizingError(f"«instance_type» {inst.name} has {inst.accelerator.name}, not a {w.family} accelerator "
-                              f"(«family» {w.family})", key="instance_type")
+        if w.vendor != "any" and vendor != w.vendor:
+            raise SizingError(f"«instance_type» {inst.name} has {inst.accelerator.name}, not a {w.vendor} accelerator "
+                              f"(«vendor» {w.vendor})", key="instance_type")
         candidates = [inst]
     else:
-        candidates = [i for i in catalog.instances().values() if w.family in ("any", i.accelerator.vendor)]
+        candidates = [i for i in catalog.instances().values() if w.vendor in ("any", i.accelerator.vendor)]
     return sorted(candidates, key=lambda i: (i.hourly_usd, i.count, i.name))
 
 
@@ -174,7 +174,7 @@ def _engine_args(w: Workload, o: Option) -> tuple[str, ...]:
 
 
 def _assemble(w: Workload, chosen: Option, checkpoint: float, rejected: list[Rejection], alternative: str | None,
-              family_label: str) -> DeploymentPlan:
+              vendor_label: str) -> DeploymentPlan:
     b = chosen.budget
     host = chosen.host
     dtype_bytes = DTYPE_BYTES[b.dtype]
@@ -206,7 +206,7 @@ def _assemble(w: Workload, chosen: Option, checkpoint: float, rejected: list[Rej
         hourly_usd=chosen.instance.hourly_usd,
         memory=b,
         rejected=tuple(rejected),
-        explanation_template=explain(w, chosen, family_label, alternative),
+        explanation_template=explain(w, chosen, vendor_label, alternative),
         rules_of_thumb=tuple(seed_estimates(w.arch, dtype_bytes, w.max_model_len, chosen.share)),
         replicas=chosen.replicas,
         nodes=chosen.nodes,

@@ -15,12 +15,13 @@ from .pod import HostFit, PodResources
 from .rules_of_thumb import RuleOfThumb
 
 HOURS_PER_MONTH = 730  # AWS pricing convention
-Family = Literal["nvidia", "neuron", "any"]
+Vendor = Literal["nvidia", "neuron", "any"]
 
 
 @dataclass(frozen=True)
 class Workload:
-    """What the user asks for.
+    """What the user asks for. Each field but `arch` is a setting described once in sizing/settings.py (its help,
+    bounds, stack key and CLI flag); add a field here together with its Setting there.
 
     concurrency     requests of max_model_len tokens served at once by the whole deployment (all replicas).
     min_replicas,   bounds of the replica count (a stack file's replicas: {min, max}; default 1..1, so one
@@ -36,7 +37,7 @@ class Workload:
     arch: Architecture
     max_model_len: int
     concurrency: int = 1
-    family: Family = "nvidia"
+    vendor: Vendor = "nvidia"
     instance_type: str | None = None
     tensor_parallel_size: int | None = None
     max_hourly_usd: float | None = None
@@ -44,6 +45,7 @@ class Workload:
     kv_cache_dtype: str = "auto"
     quantization: str | None = None
     gpu_memory_utilization: float | None = None
+    max_num_seqs: int | None = None  # a cap on one replica's batch; None: vLLM's default, raised to the share
     vllm_version: str | None = None
     min_replicas: int = 1
     max_replicas: int = 1

@@ -11,15 +11,17 @@ from .plans import Workload
 from .weights import resolve_format
 
 
-def validate(w: Workload, candidates: list[InstanceType], family_label: str) -> None:
+def validate(w: Workload, candidates: list[InstanceType], vendor_label: str) -> None:
     """Settings that are wrong whatever the instance: each fails at once, naming its key."""
     if w.concurrency <= 0:
         raise SizingError(f"«concurrency» must be positive (got {w.concurrency})", key="concurrency")
-    if w.family not in ("nvidia", "neuron", "any"):
-        raise SizingError(f"«family» '{w.family}' is not one of nvidia, neuron, any", key="family")
+    if w.vendor not in ("nvidia", "neuron", "any"):
+        raise SizingError(f"«vendor» '{w.vendor}' is not one of nvidia, neuron, any", key="vendor")
     if w.min_replicas < 0 or w.max_replicas < 1 or w.min_replicas > w.max_replicas:
         raise SizingError(f"replica bounds {w.min_replicas}..{w.max_replicas} need 0 <= «min_replicas» <= "
                           f"«max_replicas» and «max_replicas» >= 1", key="max_replicas")
+    if w.max_num_seqs is not None and w.max_num_seqs <= 0:
+        raise SizingError(f"«max_num_seqs» must be positive (got {w.max_num_seqs})", key="max_num_seqs")
     if w.spread_zones < 1:
         raise SizingError(f"«spread_zones» must be at least 1 (got {w.spread_zones})", key="spread_zones")
     if w.spread_zones >= 2 and w.max_replicas < 2:
@@ -39,7 +41,7 @@ def validate(w: Workload, candidates: list[InstanceType], family_label: str) -> 
         raise SizingError(f"«gpu_memory_utilization» must be in (0, 1] (got {w.gpu_memory_utilization})",
                           key="gpu_memory_utilization")
     vendors = {i.accelerator.vendor for i in candidates}
-    if "nvidia" in vendors or w.family == "nvidia":
+    if "nvidia" in vendors or w.vendor == "nvidia":
         resolve_format(w.arch, "bfloat16", w.quantization)  # a format vLLM cannot load or produce fails here
     if vendors == {"neuron"}:
         unsupported = neuron_unsupported(w.arch, quantization=w.quantization, kv_cache_dtype=w.kv_cache_dtype,
@@ -57,7 +59,7 @@ def validate(w: Workload, candidates: list[InstanceType], family_label: str) -> 
         if not any(tp_options(w, i) for i in candidates):
             most = max((i.count * i.accelerator.cores for i in candidates), default=0)
             what = "NeuronCores" if vendors == {"neuron"} else "GPUs" if vendors == {"nvidia"} else "accelerators"
-            where = f"instance type {w.instance_type}" if w.instance_type else f"{family_label} instance type"
+            where = f"instance type {w.instance_type}" if w.instance_type else f"{vendor_label} instance type"
             raise SizingError(f"«tensor_parallel_size» {tp} fits no {where}: tensor parallelism needs {tp} {what} "
                               f"in one node (a power of two on GPUs), and the most here is {most}",
                               key="tensor_parallel_size")

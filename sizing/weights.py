@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from .architecture import Architecture, Role, Shard, Tensor
 from .errors import SizingError
+from .settings import QUANTIZATIONS
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 VOCAB_PADDING = 64  # vLLM DEFAULT_VOCAB_PADDING_SIZE: embeddings and LM head are padded to a multiple of this
-QUANTIZATIONS = ("fp8", "int8", "int4")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,10 @@ def utilization_note(w: Workload, o: Option) -> str | None:
 def replica_problem(w: Workload, b: Budget, share: int) -> str | None:
     """Why one replica cannot hold `share` full-length requests, or None."""
     problem = b.problem()
-    if problem is None and b.max_concurrency < share:
+    if problem is None and w.max_num_seqs is not None and w.max_num_seqs < share:
+        problem = (f"«max_num_seqs» {w.max_num_seqs} caps the batch of one replica below its {share} concurrent "
+                   f"requests")
+    elif problem is None and b.max_concurrency < share:
         problem = (f"the KV cache of one replica holds {b.max_concurrency:.1f} requests of {w.max_model_len} tokens "
                    f"at once, {share} are asked of it")
     return problem
@@ -52,13 +55,13 @@ def fleet_words(w: Workload, o: Option) -> str:
             f"(${inst.hourly_usd:.4g}/h each, fleet ${o.cost:.4g}/h{per_node}{spread})")
 
 
-def explain(w: Workload, o: Option, family: str, alternative: str | None) -> str:
+def explain(w: Workload, o: Option, vendor: str, alternative: str | None) -> str:
     load = f"{w.model} at {w.max_model_len} tokens x {w.concurrency} concurrent requests ({o.share} per replica)"
     if w.instance_type:
         tail = (f" Cheaper: {alternative}." if alternative else
-                f" It is also the cheapest {family} fleet for this workload.")
+                f" It is also the cheapest {vendor} fleet for this workload.")
         return f"{inst_pinned(w)}: {fleet_words(w, o)} holds {load}; {per_replica(o)}{tail}"
-    return f"{fleet_words(w, o)} is the cheapest {family} fleet that holds {load}: {per_replica(o)}"
+    return f"{fleet_words(w, o)} is the cheapest {vendor} fleet that holds {load}: {per_replica(o)}"
 
 
 def inst_pinned(w: Workload) -> str:
@@ -72,16 +75,16 @@ def suggest(w: Workload, o: Option | None) -> str:
         hints.append(f"«max_model_len» <= {b.estimated_max_model_len}")
     if b is not None and b.ok and b.max_concurrency < o.share:
         hints.append(f"«concurrency» <= {int(b.max_concurrency) * max(1, w.max_replicas)}")
-    if w.kv_cache_dtype == "auto" and w.family != "neuron":
+    if w.kv_cache_dtype == "auto" and w.vendor != "neuron":
         hints.append("«kv_cache_dtype» fp8")
-    if w.quantization is None and w.arch.quant is None and w.family != "neuron":
+    if w.quantization is None and w.arch.quant is None and w.vendor != "neuron":
         hints.append("«quantization» fp8 (halves the weights)")
     if w.tensor_parallel_size is not None:
         hints.append(f"a larger «tensor_parallel_size» than {w.tensor_parallel_size} (or unset it)")
     if w.max_hourly_usd is not None:
         hints.append("a higher «max_hourly_usd»")
-    if w.family != "any":
-        hints.append("«family» any")
+    if w.vendor != "any":
+        hints.append("«vendor» any")
     return "; try " + ", or ".join(hints) if hints else ""
 
 
@@ -106,10 +109,10 @@ def why_not(w: Workload, opts: list[Option], chosen: Option | None, n_hi: int) -
             f"${chosen.cost:.4g}/h"), 0.0
 
 
-def no_fit(w: Workload, all_opts: list[Option], fits: list[Option], n_hi: int, family_label: str) -> SizingError:
+def no_fit(w: Workload, all_opts: list[Option], fits: list[Option], n_hi: int, vendor_label: str) -> SizingError:
     """The error when no fleet holds the workload within the bounds: the binding constraint first."""
     load = f"{w.model} at {w.max_model_len} tokens x {w.concurrency}"
-    where = f"«instance_type» {w.instance_type}" if w.instance_type else f"the {family_label} catalog"
+    where = f"«instance_type» {w.instance_type}" if w.instance_type else f"the {vendor_label} catalog"
     cap = w.max_hourly_usd
     in_bounds = [o for o in fits if o.replicas <= n_hi]
     if in_bounds:  # only the price cap binds
@@ -124,7 +127,8 @@ def no_fit(w: Workload, all_opts: list[Option], fits: list[Option], n_hi: int, f
                 if cap is not None and best.cost > cap else "")
         return SizingError(f"{where} holds {load} only with more replicas than «max_replicas» {n_hi} allows: the "
                            f"cheapest fleet is {fleet_words(w, best)} at TP {best.tp}{also}; raise «max_replicas» "
-                           f"to {best.replicas}, or lower «concurrency»", key="max_replicas")
+                           f"to {best.replicas}, or lower «concurrency»"
+                           f"{', or raise «max_num_seqs»' if w.max_num_seqs is not None else ''}", key="max_replicas")
     finite = [o for o in all_opts if o.budget is not None and math.isfinite(o.shortfall_gib)]
     binding = "instance_type" if w.instance_type else "tensor_parallel_size" if w.tensor_parallel_size else "max_model_len"
     if not finite:

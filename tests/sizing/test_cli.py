@@ -76,11 +76,11 @@ BAD = [
     (["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "8192", "--accelerator", "h100", "--tp", "3"], "does not divide"),
     (["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "8192", "--accelerator", "tpu-v5"], "unknown accelerator"),
     (["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "8192", "--instance", "x9.huge"], "unknown instance type 'x9.huge' (--instance)"),
-    (["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "8192", "--gpu-memory-utilization", "1.2"], "(0, 1]"),
+    (["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "8192", "--gpu-memory-utilization", "1.2"], "must be a positive number at most 1, got 1.2"),
     (["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "999999"], "context window"),
     (["--model", "Qwen/Qwen3-1.7B"], "--max-model-len is required"),
     (["--max-model-len", "10"], "--model or --config"),
-    (["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "8192", "--family", "tpu"], "invalid choice"),
+    (["--model", "Qwen/Qwen3-1.7B", "--max-model-len", "8192", "--vendor", "tpu"], "invalid choice"),
 ]
 
 

@@ -88,7 +88,7 @@ def test_hints_use_each_front_ends_key_names(capsys):
     # The same impossible workload: the CLI's words, then a stack file's.
     err = bad(capsys, "--model", "Qwen/Qwen3-32B", "--max-model-len", "32768", "--instance", "g6.xlarge")
     assert "--instance g6.xlarge cannot hold Qwen/Qwen3-32B at 32768 tokens x 1" in err
-    assert "try --kv-cache-dtype fp8, or --quantization fp8 (halves the weights), or --family any" in err
+    assert "try --kv-cache-dtype fp8, or --quantization fp8 (halves the weights), or --vendor any" in err
     arch = from_config(load_model_config("Qwen/Qwen3-32B")[0], "Qwen/Qwen3-32B")
     with pytest.raises(SizingError) as exc:
         plan(Workload("Qwen/Qwen3-32B", arch, 32768, 1, instance_type="g6.xlarge"))

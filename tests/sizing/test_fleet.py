@@ -52,7 +52,7 @@ def test_the_seeds_plans_stay_as_good_with_spreading_allowed():
     # inf2.8xlarge ($1.96786/h); Llama-2-13b-chat 4096 x 4 -> g6e.2xlarge ($2.24208/h). One replica each.
     for kw in ({}, {"max_replicas": 100}):
         assert (plan(workload("Qwen/Qwen3-1.7B", 8192, 4, **kw)).instance_type, 0.8048) == ("g6.xlarge", 0.8048)
-        neuron = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, family="neuron", **kw))
+        neuron = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, vendor="neuron", **kw))
         assert (neuron.instance_type, neuron.replicas, neuron.fleet_hourly_usd) == ("inf2.8xlarge", 1, 1.96786)
         llama2 = plan(workload("meta-llama/Llama-2-13b-chat-hf", 4096, 4, **kw))
         assert (llama2.instance_type, llama2.replicas, llama2.fleet_hourly_usd) == ("g6e.2xlarge", 1, 2.24208)
@@ -60,7 +60,7 @@ def test_the_seeds_plans_stay_as_good_with_spreading_allowed():
 
 def test_max_num_seqs_follows_the_replicas_share():
     # Neuron compiles a batch of exactly the replica's share: 10 users over 2 replicas = 5 each.
-    p = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, family="neuron", min_replicas=2, max_replicas=2))
+    p = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, vendor="neuron", min_replicas=2, max_replicas=2))
     assert p.replicas == 2 and p.concurrency_per_replica == 5 and p.max_num_seqs == 5
     i = p.engine_args.index("--max-num-seqs")
     assert p.engine_args[i + 1] == "5"

@@ -41,7 +41,7 @@ def test_qwen3_1_7b_seed_001_costs_no_more_than_g6_2xlarge_and_explains():
 
 
 def test_llama3_8b_on_neuron_lands_where_host_ram_holds_compiling():
-    p = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, family="neuron"))
+    p = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, vendor="neuron"))
     assert p.instance_type.startswith("inf2.")
     assert p.instance_type == "inf2.8xlarge"  # seed 004's choice
     inst = instance(p.instance_type)
@@ -113,15 +113,15 @@ def test_gpu_tensor_parallel_is_a_power_of_two_that_splits_the_heads():
 
 
 def test_neuron_tensor_parallel_divides_the_heads():
-    p = plan(workload("meta-llama/Llama-2-13b-chat-hf", 4096, 4, family="neuron"))
+    p = plan(workload("meta-llama/Llama-2-13b-chat-hf", 4096, 4, vendor="neuron"))
     assert 40 % p.tensor_parallel_size == 0
     assert p.resources.accelerators * 2 >= p.tensor_parallel_size  # whole devices, 2 NeuronCores each
 
 
 def test_family_any_is_the_cheaper_of_both():
-    both = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, family="any"))
-    nvidia = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, family="nvidia"))
-    neuron = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, family="neuron"))
+    both = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, vendor="any"))
+    nvidia = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, vendor="nvidia"))
+    neuron = plan(workload("meta-llama/Meta-Llama-3-8B-Instruct", 4096, 10, vendor="neuron"))
     assert both.fleet_hourly_usd == min(nvidia.fleet_hourly_usd, neuron.fleet_hourly_usd)
 
 

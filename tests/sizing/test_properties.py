@@ -59,7 +59,7 @@ def test_a_larger_instance_of_a_family_never_fits_less(pair, model, length, conc
 
     def fits(name):
         try:
-            plan(Workload(model, m, length, concurrency, family=family, instance_type=name, dtype="auto"))
+            plan(Workload(model, m, length, concurrency, vendor=family, instance_type=name, dtype="auto"))
             return True
         except SizingError:
             return False

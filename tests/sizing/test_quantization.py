@@ -95,10 +95,10 @@ def test_a_quantized_checkpoint_is_sized_as_it_is_and_gets_no_flag():
 def test_neuron_refuses_what_it_would_ignore(setting, key, words):
     arch = from_config(load_model_config("meta-llama/Meta-Llama-3-8B-Instruct")[0], "meta-llama/Meta-Llama-3-8B-Instruct")
     with pytest.raises(SizingError, match=words) as err:
-        plan(Workload(arch.name, arch, 4096, 10, family="neuron", **setting))
+        plan(Workload(arch.name, arch, 4096, 10, vendor="neuron", **setting))
     assert err.value.key == key
     # With family any the GPU fleet is planned and every Neuron type says why it was not.
-    p = plan(Workload(arch.name, arch, 4096, 10, family="any", **setting))
+    p = plan(Workload(arch.name, arch, 4096, 10, vendor="any", **setting))
     assert p.vendor == "nvidia"
     neuron = [r.reason for r in p.rejected if r.instance_type.startswith("inf2")]
     assert neuron and all(words.split(" is ")[0].split(" has ")[0] in reason for reason in neuron)
