@@ -1,66 +1,22 @@
 """Gradio chat UI for an OpenAI-compatible endpoint (vLLM, Ray Serve), configured only by environment variables.
 
-Run in the cluster as `python -m chat_ui.gradio_app`; the Kubernetes manifests set the LLM_EKS_* variables.
+Run in the cluster as `python -m chat_ui.gradio_app`; the Kubernetes manifests set the variables chat_ui/settings.py
+names.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import openai
 from openai import OpenAI
 
-DEFAULT_TITLE = "llm-eks chat"
+from chat_ui.settings import DEFAULT_TITLE, Settings, settings_from_env  # noqa: F401  (the app's public names)
+
 Respond = Callable[[str, list[Any]], Iterator[str]]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the app needs, read once at start so a bad manifest fails before serving."""
-
-    base_url: str
-    model: str
-    title: str = DEFAULT_TITLE
-    max_tokens: int = 512
-    system_prompt: str | None = None
-    api_key: str = "EMPTY"
-    server_port: int = 7860
-
-
-def _int_env(env: Mapping[str, str], name: str, default: int, high: int | None = None) -> int:
-    """A positive integer variable; a typo in a manifest must name the variable, not raise a bare int() error."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1 or (high is not None and value > high):
-        limit = f" between 1 and {high}" if high else " (>= 1)"
-        raise ValueError(f"{name} must be an integer{limit}, got {raw!r}")
-    return value
-
-
-def settings_from_env(env: Mapping[str, str]) -> Settings:
-    """Build Settings from the manifest's variables; a missing required one is a one-line ValueError naming it."""
-    for name, example in (("LLM_EKS_OPENAI_BASE_URL", "http://<service>.<namespace>.svc.cluster.local:8000/v1"),
-                          ("LLM_EKS_MODEL", "the served model name, e.g. meta-llama/Llama-2-13b-chat-hf")):
-        if not env.get(name, "").strip():
-            raise ValueError(f"{name} is required (e.g. {example})")
-    return Settings(
-        base_url=env["LLM_EKS_OPENAI_BASE_URL"].strip(),
-        model=env["LLM_EKS_MODEL"].strip(),
-        title=env.get("LLM_EKS_TITLE", "").strip() or DEFAULT_TITLE,
-        max_tokens=_int_env(env, "LLM_EKS_MAX_TOKENS", 512),
-        system_prompt=env.get("LLM_EKS_SYSTEM_PROMPT", "").strip() or None,
-        api_key=env.get("LLM_EKS_API_KEY", "").strip() or "EMPTY",
-        server_port=_int_env(env, "GRADIO_SERVER_PORT", 7860, high=65535),
-    )
 
 
 def _text_of(content: Any) -> str:

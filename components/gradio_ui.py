@@ -1,7 +1,8 @@
 """The project's Gradio chat app (chat_ui/gradio_app.py) on the CPU pool, talking to one model's OpenAI API.
 
 No image of our own to build and push: a pinned Python image installs the pinned Gradio and OpenAI client at start
-and runs the app from a ConfigMap.
+and runs the app from a ConfigMap. The app's variables come from chat_ui/settings.py (the names the app reads), and
+the code's hash sits on the pod template, so a change to the app rolls the pod (a Deployment ignores ConfigMap edits).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from chat_ui.settings import Settings, to_env
 from plan.names import CHAT_UI_NAMESPACE
 from plan.stack import ChatTarget
 
 from . import versions
+from .app_code import code_hash, read_files
 from .scheduling import cpu_placement
 
 NAMESPACE = CHAT_UI_NAMESPACE
@@ -23,21 +26,24 @@ APP_ROOT = "/opt/llm-eks"
 PORT = 7860
 SOURCE = Path(__file__).resolve().parents[1] / "chat_ui"
 LABELS = {"app.kubernetes.io/name": "gradio-chat"}
+APP_HASH_ANNOTATION = "llm-eks/chat-app-sha256"
 
 
 def app_files() -> dict[str, str]:
-    return {name: (SOURCE / name).read_text(encoding="utf-8") for name in ("__init__.py", "gradio_app.py")}
+    """Every module of chat_ui/ (the app and the settings it shares with this component)."""
+    return read_files(SOURCE, (".py",))
 
 
-def deployment_spec(base_url: str, model: str, title: str) -> dict[str, Any]:
+def deployment_spec(base_url: str, model: str, title: str, files: dict[str, str]) -> dict[str, Any]:
     install = (f"pip install --no-cache-dir --disable-pip-version-check gradio=={versions.GRADIO_VERSION} "
                f"openai=={versions.OPENAI_CLIENT_VERSION}")
     probe = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5}
+    settings = Settings(base_url=base_url, model=model, title=title, server_port=PORT)
     return {
         "replicas": 1,
         "selector": {"matchLabels": LABELS},
         "template": {
-            "metadata": {"labels": LABELS},
+            "metadata": {"labels": LABELS, "annotations": {APP_HASH_ANNOTATION: code_hash(files)}},
             "spec": {
                 **cpu_placement(),
                 "automountServiceAccountToken": False,
@@ -47,10 +53,7 @@ def deployment_spec(base_url: str, model: str, title: str) -> dict[str, Any]:
                     "command": ["sh", "-c", f"{install} && exec python -c 'from chat_ui.gradio_app import main; main()'"],
                     "env": [
                         {"name": "PYTHONPATH", "value": APP_ROOT},
-                        {"name": "LLM_EKS_OPENAI_BASE_URL", "value": base_url},
-                        {"name": "LLM_EKS_MODEL", "value": model},
-                        {"name": "LLM_EKS_TITLE", "value": title},
-                        {"name": "GRADIO_SERVER_PORT", "value": str(PORT)},
+                        *({"name": k, "value": v} for k, v in to_env(settings).items()),
                         {"name": "GRADIO_ANALYTICS_ENABLED", "value": "False"},
                     ],
                     "ports": [{"name": "http", "containerPort": PORT}],
@@ -74,11 +77,12 @@ class GradioChat(pulumi.ComponentResource):
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}},
                                    opts=pulumi.ResourceOptions(**k8s_opts))
         in_ns = pulumi.ResourceOptions(**k8s_opts, depends_on=[ns])
+        files = app_files()
         code = k8s.core.v1.ConfigMap(f"{name}-app", metadata={"name": "gradio-app", "namespace": NAMESPACE},
-                                     data=app_files(), opts=in_ns)
+                                     data=files, opts=in_ns)
         k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata={"name": "gradio-chat", "namespace": NAMESPACE, "labels": LABELS},
-            spec=deployment_spec(target.endpoint, target.model, f"{target.model} on llm-eks"),
+            spec=deployment_spec(target.endpoint, target.model, f"{target.model} on llm-eks", files),
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, code, *depends_on]),
         )
         k8s.core.v1.Service(

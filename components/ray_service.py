@@ -8,7 +8,6 @@ that names the environment variables the app reads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from plan.names import DO_NOT_DISRUPT, MODEL_LABEL
 from serving.settings import to_env
 
 from . import versions
+from .app_code import code_hash, read_files
 from .autoscaling import ray_serve_autoscaling_config
 from .model_namespace import disruption_budget, namespace_with_token, token_env
 from .scheduling import cpu_placement, pod_placement, zone_spread
@@ -49,14 +49,14 @@ def compiled_artifacts_dir(model: ModelPlan) -> str:
 
 
 def app_files() -> dict[str, str]:
-    """Every module and template of serving/, as the ConfigMap's data (sorted: the same input, the same hash)."""
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(SERVING.iterdir()) if p.suffix in APP_SUFFIXES}
+    """Every module and template of serving/, as the ConfigMap's data."""
+    return read_files(SERVING, APP_SUFFIXES)
 
 
 def app_hash(files: dict[str, str]) -> str:
     """KubeRay does not watch the ConfigMap: a change to the serve code reaches the pods only through their
     templates, where this hash sits, so the RayService rolls out a new cluster (upgradeStrategy NewCluster)."""
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return code_hash(files)
 
 
 def worker_command() -> str:
