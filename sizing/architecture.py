@@ -609,6 +609,10 @@ FAMILIES: dict[str, Callable[[dict], Architecture]] = {
 }
 
 
+# Where a Hub model's safetensors parameter counts per dtype ride along with its config.json (catalog._from_hub).
+SAFETENSORS_KEY = "_safetensors_parameters"
+
+
 def from_config(cfg: Any, name: str = "") -> Architecture:
     """Build the architecture of a Hugging Face config.json (already parsed)."""
     if not isinstance(cfg, dict):
@@ -627,6 +631,8 @@ def from_config(cfg: Any, name: str = "") -> Architecture:
         raise SizingError(f"config.json is malformed for a {model_type} model: {exc}") from None
     object.__setattr__(arch, "name", name)
     arch.extras["context_window"] = _context_window(cfg, arch.max_position_embeddings)
+    if cfg.get(SAFETENSORS_KEY):
+        arch.extras["safetensors_parameters"] = dict(cfg[SAFETENSORS_KEY])
     return arch
 
 

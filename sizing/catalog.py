@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from .architecture import SAFETENSORS_KEY
 from .errors import SizingError
 
 DATA = Path(__file__).parent / "data"
@@ -173,12 +174,28 @@ def _from_hub(model_id: str) -> dict:
         raise SizingError(f"model '{model_id}' is not in the built-in catalog and {host} cannot be reached (offline?); {hint}") from None
     try:
         path = hf_hub_download(model_id, "config.json")
+        counts = _safetensors_parameters(model_id)
     except RepositoryNotFoundError:
         raise SizingError(f"model '{model_id}' does not exist on the Hugging Face Hub (or is gated: set HF_TOKEN)") from None
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
         reason = type(exc).__name__
         raise SizingError(f"model '{model_id}' is not in the built-in catalog and the Hub is unreachable ({reason}); {hint}") from None
-    return load_config_file(path)
+    cfg = load_config_file(path)
+    if counts:
+        cfg[SAFETENSORS_KEY] = counts
+    return cfg
+
+
+def _safetensors_parameters(model_id: str) -> dict[str, int] | None:
+    """The checkpoint's exact parameter counts per dtype from its safetensors headers (nothing is downloaded but
+    the headers); None for a repo without safetensors, whose weights then come from the architecture."""
+    from huggingface_hub import get_safetensors_metadata
+    from huggingface_hub.errors import NotASafetensorsRepoError
+
+    try:
+        return dict(get_safetensors_metadata(model_id).parameter_count)
+    except NotASafetensorsRepoError:
+        return None
 
 
 def load_model_config(model_id: str) -> tuple[dict, str]:

@@ -25,7 +25,7 @@ from .catalog import GIB, Accelerator, engine_facts
 from .errors import SizingError
 from .kv_cache import CacheContext, KVCacheConfig, Limits, kv_cache_config
 from .settings import DTYPES
-from .weights import DTYPE_BYTES, WeightFormat, mxfp4_expert_align, resolve_format, rotary_cache_bytes, vllm_quantization, weight_bytes
+from .weights import DTYPE_BYTES, WeightFormat, mxfp4_expert_align, resolve_format, rotary_cache_bytes, served_weight_bytes, vllm_quantization
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 
@@ -274,7 +274,7 @@ def gpu_budget(
 
     total = accel.usable_gib * GIB
     requested = math.ceil(total * util)
-    weights = weight_bytes(arch, fmt, tp) + rotary_cache_bytes(arch, fmt)
+    weights = served_weight_bytes(arch, fmt, tp) + rotary_cache_bytes(arch, fmt)
     activation = _activation_bytes(arch, fmt, tp, tokens, seqs, f)
     non_torch = (f["non_torch_gib"]["tp1"] if tp == 1 else f["non_torch_gib"]["tp_multi"]) * GIB
     cudagraph = _cudagraph_gib(arch, f) * GIB

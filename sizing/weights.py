@@ -8,7 +8,7 @@ AWQ, GPTQ and fp8 checkpoints and in vLLM's runtime fp8.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .architecture import Architecture, Role, Shard, Tensor
 from .errors import SizingError
@@ -178,6 +178,34 @@ def _round_up(dim: int, step: int) -> int:
 def weight_bytes(arch: Architecture, fmt: WeightFormat, tp: int = 1) -> float:
     """Bytes of all weights on one of `tp` ranks (tp=1: the whole model)."""
     return sum(tensor_bytes(t, fmt, tp) for t in arch.tensors)
+
+
+# Bytes per element of the safetensors dtypes (huggingface_hub parameter_count keys).
+SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
+                     "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+FLOAT_DTYPES = ("F64", "F32", "BF16", "F16")
+
+
+def checkpoint_bytes(parameters: dict[str, int], dtype: str) -> float:
+    """Bytes of a checkpoint given its safetensors parameter counts per dtype: floating-point tensors are cast to
+    the served dtype (vLLM loads them in --dtype); packed, quantized and scale tensors keep their own size."""
+    unknown = sorted(set(parameters) - set(SAFETENSORS_BYTES))
+    if unknown:
+        raise SizingError(f"safetensors dtype {unknown[0]} is not one of {', '.join(SAFETENSORS_BYTES)}")
+    return sum(n * (DTYPE_BYTES[dtype] if k in FLOAT_DTYPES else SAFETENSORS_BYTES[k]) for k, n in parameters.items())
+
+
+def served_weight_bytes(arch: Architecture, fmt: WeightFormat, tp: int = 1) -> float:
+    """Weight bytes on one of `tp` ranks. With the checkpoint's safetensors counts (a Hub model), their bytes
+    are the total and the architecture only says how the ranks split them; otherwise the architecture's own.
+    A format quantized on the fly keeps the architecture's bytes (the checkpoint is not what is served)."""
+    derived = weight_bytes(arch, fmt, tp)
+    counts = arch.extras.get("safetensors_parameters")
+    if not counts or (arch.quant is None and fmt.scheme != "none"):
+        return derived
+    unpadded = weight_bytes(arch, replace(fmt, expert_align=(1, 1)), 1)
+    padding = derived - weight_bytes(arch, replace(fmt, expert_align=(1, 1)), tp)
+    return (derived - padding) * checkpoint_bytes(counts, fmt.dtype) / unpadded + padding
 
 
 def mxfp4_expert_align(compute_capability: int | None, facts: dict) -> tuple[int, int]:
