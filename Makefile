@@ -22,6 +22,7 @@ help:
 	@echo "make clean                   remove build/ and the virtualenv"
 	@echo "make engines                 create the real vLLM engines' virtualenvs (.engines/, make test does it on first use)"
 	@echo "make bench STACK=<name>      benchmark a deployed model (in-cluster Job; URL=http://host:port/v1 for any OpenAI server)"
+	@echo "make ab-routing              round robin vs cache-aware routing over three real vLLM CPU engines (build/ab-routing/)"
 
 venv: $(RUNTIME_STAMP)
 
@@ -112,3 +113,24 @@ test: $(BENCH_STAMP)
 # With URL and no STACK on the command line, no stack: cost figures then need ARGS='--hourly-usd X'.
 bench: $(RUNTIME_STAMP) $(BENCH_STAMP)
 	$(PY) -m bench $(if $(URL),$(if $(filter command line environment,$(origin STACK)),$(STACK)) --url $(URL),$(STACK)) $(ARGS)
+
+# The router every stack deploys (components/router.py), for the routing A/B: vllm-router from PyPI in its own
+# virtualenv, .engines/router (requirements-router.txt: the wheel with the Rust router inside, and matplotlib).
+#   make ab-routing       three real vLLM CPU engines behind it, round robin vs cache-aware (tools/ab_routing.py):
+#                         build/ab-routing/results.json and ab-routing.png, a few minutes on two cores
+ROUTER_VENV  := $(ENGINES_DIR)/router
+ROUTER_STAMP := $(ROUTER_VENV)/.installed-$(shell cat requirements-router.txt | cksum | cut -d' ' -f1)
+
+.PHONY: router-venv ab-routing
+
+router-venv: $(ROUTER_STAMP)
+
+$(ROUTER_STAMP): requirements-router.txt
+	@echo "== creating $(ROUTER_VENV) and installing requirements-router.txt (vllm-router, matplotlib); first use only"
+	@test -x $(ROUTER_VENV)/bin/python || $(PYTHON) -m venv $(ROUTER_VENV)
+	$(ROUTER_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off --quiet -r requirements-router.txt
+	@rm -f $(ROUTER_VENV)/.installed-*
+	@touch $@
+
+ab-routing: $(ROUTER_STAMP)
+	$(ROUTER_VENV)/bin/python tools/ab_routing.py $(ARGS)

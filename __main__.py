@@ -1,5 +1,5 @@
-"""llm-eks: stack config -> plan -> network -> cluster -> Karpenter -> accelerator plugins -> model servers -> chat UI
--> observability. Every decision is in the plan (plan/); this module only wires components to it."""
+"""llm-eks: stack config -> plan -> network -> cluster -> Karpenter -> accelerator plugins -> model servers -> router
+(one OpenAI endpoint) -> chat UI -> observability. Every decision is in the plan (plan/); this module only wires components to it."""
 
 import pulumi
 import pulumi_aws as aws
@@ -17,6 +17,7 @@ from components.nvidia_device_plugin import NvidiaDevicePlugin
 from components.observability import CloudWatchObservability
 from components.open_webui import OpenWebUI
 from components.ray_service import LLMRayService, RayServiceArgs
+from components.router import Router, RouterArgs
 from config import ConfigError, load_from_pulumi
 from plan.names import CPU_POOL
 from plan.stack import plan_stack
@@ -74,7 +75,14 @@ if needed(list(stack_plan.models)):
         servers=servers, depends_on=[cluster.system_nodes, monitoring.release],
     ))
 
-ui_deps = [karpenter.node_pools[CPU_POOL], cluster.storage_class, *servers.values()]  # Open WebUI's PVC needs the class
+# One OpenAI endpoint for every model: a router per model picks the replica (plan/routing.py, components/router.py).
+router = Router("router", RouterArgs(
+    plan=stack_plan.router, models=list(stack_plan.models), provider=cluster.provider, servers=servers,
+    monitoring=monitoring.release, depends_on=[cluster.system_nodes],
+))
+
+# Open WebUI's PVC needs the class
+ui_deps = [karpenter.node_pools[CPU_POOL], cluster.storage_class, *servers.values(), router]
 chat_url = None
 if config.chat_ui.kind == "open-webui":
     chat_url = OpenWebUI("open-webui", stack_plan.chat_targets, cluster.provider, ui_deps).url
@@ -86,6 +94,7 @@ if config.observability.cloudwatch:
 
 pulumi.export("cluster_name", cluster_name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("openai_base_url", router.url)  # every model of the stack, by the model id a request names
 pulumi.export("endpoints", {m.name: m.endpoint for m in stack_plan.models})
 pulumi.export("chat_ui", chat_url)
 pulumi.export("grafana", monitoring.grafana_service)

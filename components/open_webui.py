@@ -1,4 +1,4 @@
-"""Open WebUI (pinned chart and image) as the chat UI, pointed at the stack's OpenAI-compatible endpoints.
+"""Open WebUI (pinned chart and image) as the chat UI, pointed at the stack's one OpenAI endpoint (every model).
 
 The chart's defaults would also run Ollama, Pipelines and a Redis: the models are served by vLLM or Ray Serve, and one
 replica needs no Redis, so all three are off. Chats and users persist on an encrypted gp3 volume.
@@ -40,7 +40,7 @@ class OpenWebUI(pulumi.ComponentResource):
         self.release = helm.release(
             f"{name}-release", "open-webui", versions.OPEN_WEBUI, NAMESPACE,
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on),
-            values=open_webui_values([t.endpoint for t in targets]), create_namespace=True,
+            values=open_webui_values(list(dict.fromkeys(t.endpoint for t in targets))), create_namespace=True,
             timeout_seconds=helm.NEW_NODE_SECONDS,  # a CPU node from Karpenter, a gp3 volume, a large image
         )
         self.url = f"http://open-webui.{NAMESPACE}.svc.cluster.local"

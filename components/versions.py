@@ -58,3 +58,11 @@ OPENAI_CLIENT_VERSION = "3.54.0"
 KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3")
 KEDA = Chart("keda", "https://kedacore.github.io/charts", "2.20.2")
 DCGM_EXPORTER = Chart("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2")
+
+# The stack's one OpenAI endpoint (issue 19, components/router.py): vllm-router, the Rust router vLLM publishes on
+# PyPI (pypi.org/project/vllm-router 0.1.17, 2026-11-04), installed at start on a pinned Python image as the Gradio app
+# is: the wheel `make ab-routing` measures. nginx answers /v1/models in OpenAI's shape in front of it (the router's
+# multi-model mode answers {"models": [...]}, which OpenAI clients and Open WebUI do not read).
+VLLM_ROUTER_VERSION = "0.1.17"
+ROUTER_PYTHON_IMAGE = "python:3.12.12-slim-bookworm"
+NGINX_IMAGE = "nginx:1.28.0-alpine"

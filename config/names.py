@@ -27,6 +27,7 @@ RESERVED_NAMES: dict[str, str] = {
     "karpenter": "Karpenter (its Helm releases and service account)",
     _names.MONITORING_NAMESPACE: "the monitoring namespace (kube-prometheus-stack, DCGM exporter)",
     _names.KEDA_NAMESPACE: "KEDA's namespace (the autoscaler of vLLM models)",
+    _names.ROUTER_NAMESPACE: "the router's namespace (the stack's one OpenAI endpoint)",
     # Node pools and node classes.
     _names.CPU_POOL: "the CPU NodePool and EC2NodeClass (chat UI, Ray heads)",
     _names.SYSTEM_POOL: f"the managed system node group ({_names.POOL_LABEL}: {_names.SYSTEM_POOL})",

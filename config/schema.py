@@ -174,6 +174,11 @@ class Autoscaling(_Model):
     running_per_replica: Annotated[float, Field(gt=0)] | None = None  # requests in the batch per replica
 
 
+# vllm-router 0.1.17's load-balancing policies (its `--policy` choices that need no extra setup: kv_aware needs KV
+# event streams, sticky_least_loaded session headers). components/router.py passes the model's choice as --policy.
+ROUTING_POLICIES = ("cache_aware", "round_robin", "power_of_two", "consistent_hash", "random")
+
+
 class _Named(_Model):
     name: str
 
@@ -191,6 +196,9 @@ class Model(_SizingKeys):  # type: ignore[valid-type, misc]
     autoscaling: Autoscaling = Autoscaling()  # used when replicas.max > replicas.min
     capacity_type: Literal["on-demand", "spot"] = "on-demand"
     extra_engine_args: list[str] = []
+    # How the router spreads this model's requests over its replicas; unset: cache_aware when replicas.max > 1 (a
+    # multi-turn chat goes back to the replica holding its prefix), round_robin for one replica (plan/routing.py).
+    routing: Literal[ROUTING_POLICIES] | None = None  # type: ignore[valid-type]
 
     @field_validator("name")
     @classmethod

@@ -38,6 +38,7 @@ CHAT_UI_NAMESPACE = "chat-ui"  # Open WebUI or the Gradio app
 CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"  # the CloudWatch observability add-on's own
 MONITORING_NAMESPACE = "monitoring"  # Prometheus, Grafana, the DCGM exporter, the monitors
 KEDA_NAMESPACE = "keda"  # the autoscaler
+ROUTER_NAMESPACE = "llm-router"  # the stack's one OpenAI endpoint and each model's router (components/router.py)
 
 # --- storage, annotations ----------------------------------------------------------------------------------------
 STORAGE_CLASS = "gp3-encrypted"  # the default StorageClass (Open WebUI's volume)

@@ -1,5 +1,6 @@
 """The whole stack planned once, before any resource exists: every model (plan/models.py), and what follows for the
-stack: which accelerator vendors and operators it needs, the node classes and their disks, what the chat UI serves,
+stack: which accelerator vendors and operators it needs, the node classes and their disks, the one OpenAI endpoint
+(plan/routing.py) and what the chat UI serves through it,
 and the cost estimate the preview prints. `__main__.py` only wires components to this.
 """
 
@@ -13,13 +14,14 @@ from config.schema import PROJECT, StackConfig
 from .cost import Cost, monthly_cost
 from .models import ModelPlan, plan_models
 from .names import CPU_POOL
+from .routing import RouterPlan, plan_router
 
 CPU_DISK_GIB = 50  # the CPU pool's nodes: OS, the UI and Ray head images, no weights
 
 
 @dataclass(frozen=True)
 class ChatTarget:
-    """A model the chat UI offers: its OpenAI base URL and the model id clients send."""
+    """A model the chat UI offers: its OpenAI base URL (the stack's one endpoint) and the model id clients send."""
 
     endpoint: str
     model: str
@@ -32,6 +34,7 @@ class StackPlan:
     vendors: frozenset[str]  # accelerator vendors in use: nvidia, neuron
     node_class_disks: dict[str, int]  # EC2NodeClass name -> root volume GiB (the largest plan that uses it)
     chat_targets: tuple[ChatTarget, ...]
+    router: RouterPlan  # the one OpenAI endpoint every model is behind
     nat_gateways: int
     cost: Cost
 
@@ -40,7 +43,7 @@ class StackPlan:
         return any(m.server == "rayserve" for m in self.models)
 
 
-def _chat_targets(config: StackConfig, models: list[ModelPlan]) -> tuple[ChatTarget, ...]:
+def _chat_targets(config: StackConfig, models: list[ModelPlan], router: RouterPlan) -> tuple[ChatTarget, ...]:
     kind = config.chat_ui.kind
     if kind == "none":
         return ()
@@ -48,7 +51,7 @@ def _chat_targets(config: StackConfig, models: list[ModelPlan]) -> tuple[ChatTar
         # The Gradio app talks to one model; serving only the first one of several would hide the others.
         raise ConfigError(f"{PROJECT}:chatUi.kind: gradio serves one model and this stack serves {len(models)} "
                           f"({', '.join(m.name for m in models)}); use open-webui, which lists them all")
-    return tuple(ChatTarget(m.endpoint, m.spec.model) for m in models)
+    return tuple(ChatTarget(router.openai_base_url, m.spec.model) for m in models)
 
 
 def plan_stack(config: StackConfig) -> StackPlan:
@@ -61,6 +64,7 @@ def plan_stack(config: StackConfig) -> StackPlan:
     net = config.network
     zones = len(net.zone_ids) if net.zone_ids else net.availability_zones
     nat = zones if net.nat_gateways == "onePerAz" else 1
+    router = plan_router(models)
     return StackPlan(config=config, models=tuple(models), vendors=vendors, node_class_disks=disks,
-                     chat_targets=_chat_targets(config, models), nat_gateways=nat,
+                     chat_targets=_chat_targets(config, models, router), router=router, nat_gateways=nat,
                      cost=monthly_cost(config, models, nat))

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from config import load_stack_config
+from plan.names import ROUTER_NAMESPACE
 from plan.stack import plan_stack
 from preview import render
 from preview.harness import read_stack_config, run_stack, stack_file
@@ -273,7 +274,8 @@ def test_a_ray_upgrade_fits_the_nodepool_limit(plans, run, manifests):
 def test_prod_spreads_each_models_replicas_over_zones(config, manifests):
     """The availability constraint of a prod stack: at least two replicas, in different zones (a zone outage
     leaves one serving); dev runs what the users need, wherever Karpenter finds capacity."""
-    servers = [m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] != "gradio-chat"]
+    servers = [m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] != "gradio-chat"
+               and m["metadata"]["namespace"] != ROUTER_NAMESPACE]  # the routers: no accelerator, system nodes
     for d in servers:
         spread = d["spec"]["template"]["spec"].get("topologySpreadConstraints") or []
         zonal = [c for c in spread if c["topologyKey"] == "topology.kubernetes.io/zone"

@@ -121,7 +121,8 @@ def test_llama2_13b_on_neuron_takes_the_planned_tp_and_gradio_talks_to_it():
     gradio = next(m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] == "gradio-chat")
     container = gradio["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["LLM_EKS_OPENAI_BASE_URL"] == "http://llama-2-13b-chat-serve-svc.llama-2-13b-chat.svc.cluster.local:8000/v1"
+    # the stack's one endpoint (components/router.py), whose router for this model discovers the Ray Serve proxies
+    assert env["LLM_EKS_OPENAI_BASE_URL"] == "http://openai.llm-router.svc.cluster.local:8000/v1"
     assert env["LLM_EKS_MODEL"] == plans[0].spec.model
     assert container["image"] == versions.GRADIO_PYTHON_IMAGE
     assert f"gradio=={versions.GRADIO_VERSION}" in container["command"][-1]
@@ -133,7 +134,7 @@ def test_open_webui_serves_the_vllm_endpoints_without_ollama():
         run = recorded(stack)[2]
         values = next(r for r in render.helm_releases(run) if r["release"] == "open-webui")["values"]
         assert values["ollama"] == {"enabled": False} and values["pipelines"] == {"enabled": False}
-        assert values["openaiBaseApiUrls"] == list(run.exports["endpoints"].values())
+        assert values["openaiBaseApiUrls"] == [run.exports["openai_base_url"]]  # one endpoint, every model
         assert len(values["openaiApiKeys"]) == len(values["openaiBaseApiUrls"])
 
 

@@ -122,7 +122,8 @@ def test_model_servers_carry_the_plan(plans, manifests):
 
 def test_qwen_g6_done_when():
     config, plans, run = recorded("qwen-g6")
-    deployment = next(m for m in render.manifests(run) if m["kind"] == "Deployment")
+    deployment = next(m for m in render.manifests(run) if m["kind"] == "Deployment"
+                      and m["metadata"]["name"] == plans[0].name)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][container["args"].index("--max-model-len") + 1] == "8192"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"

@@ -1,0 +1,308 @@
+"""Round robin against cache-aware routing, for real, on this machine: `make ab-routing`.
+
+Three replicas of the real vLLM CPU engine (.engines/vllm-<version>, prefix caching on) serve a tiny random-weight
+Llama written offline by tools/tiny_model.py; the deployed router (vllm-router from PyPI, .engines/router: the wheel
+components/router.py installs, in the same regular mode with `--policy`) sits in front. The same prefix-heavy
+workload runs once per policy: multi-turn chats that share a long system prompt, each turn resending the whole
+conversation, a few chats at a time. Between policies every engine's prefix cache is reset (vLLM's
+/reset_prefix_cache, VLLM_SERVER_DEV_MODE=1) and a fresh router starts, so both start cold.
+
+Measured per policy: the prefix-cache hit rate summed over the three engines' /metrics (vllm:prefix_cache_hits_total
+over vllm:prefix_cache_queries_total, deltas over the run), TTFT p50/p90 at the client (first streamed token, through
+the router), requests per replica (the router's vllm_router_processed_requests_total). Writes
+build/ab-routing/results.json, router-metrics.txt (one router's /metrics after its run) and ab-routing.png.
+
+Everything listens on 127.0.0.1; engines run one after another's startup, with a small KV cache
+(VLLM_CPU_KVCACHE_SPACE=1 GiB) and a short context, and the run is bounded by --deadline-s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+ENGINES = REPO / ".engines"
+ROUTER_VENV = ENGINES / "router"
+MODEL_ID = "tiny-llama"  # --served-model-name: what the requests name
+POLICIES = ("round_robin", "cache_aware")
+HIT_METRIC = "vllm:prefix_cache_hits_total"
+QUERY_METRIC = "vllm:prefix_cache_queries_total"
+WORDS = ("capital", "France", "Paris", "model", "tiny", "cores", "help", "story", "count", "assistant", "brief",
+         "today", "hello", "question", "answer", "system", "user", "ten", "nine", "eight")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 5.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (loopback)
+        return r.read().decode()
+
+
+def post(url: str, timeout: float = 30.0) -> int:
+    req = urllib.request.Request(url, data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (loopback)
+        return r.status
+
+
+@contextmanager
+def process(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Run `command` in its own process group, logging to `log`; stop that group (and only it) on exit."""
+    with log.open("w") as sink:
+        proc = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=sink,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=wait)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            get(url, timeout=2)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not ready after {timeout_s:.0f} s: {url}\n{log.read_text()[-4000:]}")
+            time.sleep(1)
+
+
+def counter(metrics_text: str, name: str) -> float:
+    """The sum of one counter's samples in a Prometheus text exposition."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def per_worker(metrics_text: str, name: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        match = re.match(rf'{re.escape(name)}\{{.*?worker="([^"]+)".*?\}} (\S+)$', line)
+        if match:
+            out[match.group(1)] = out.get(match.group(1), 0.0) + float(match.group(2))
+    return out
+
+
+def conversations(n: int, turns: int, system_words: int, seed: int) -> tuple[str, list[list[str]]]:
+    """A shared system prompt and n chats of `turns` user messages (deterministic for a seed)."""
+    rng = random.Random(seed)
+    system = "You are a helpful assistant. " + " ".join(rng.choice(WORDS) for _ in range(system_words))
+    chats = [[f"Chat {c} turn {t}: " + " ".join(rng.choice(WORDS) for _ in range(12)) for t in range(turns)]
+             for c in range(n)]
+    return system, chats
+
+
+async def run_workload(base_url: str, system: str, chats: list[list[str]], parallel: int, max_tokens: int,
+                       deadline: float) -> list[dict]:
+    """Every chat, turn by turn (each turn resends the conversation so far), `parallel` chats at a time."""
+    import aiohttp
+
+    results: list[dict] = []
+    gate = asyncio.Semaphore(parallel)
+    timeout = aiohttp.ClientTimeout(total=300)
+
+    async def chat(session, c: int, turns: list[str]) -> None:
+        async with gate:
+            messages = [{"role": "system", "content": system}]
+            for t, text in enumerate(turns):
+                if time.monotonic() > deadline:
+                    return
+                messages.append({"role": "user", "content": text})
+                body = {"model": MODEL_ID, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
+                        "stream": True, "ignore_eos": True}
+                start = time.perf_counter()
+                ttft, reply = None, []
+                async with session.post(f"{base_url}/v1/chat/completions", json=body) as resp:
+                    if resp.status != 200:
+                        raise SystemExit(f"HTTP {resp.status}: {(await resp.text())[:500]}")
+                    async for raw in resp.content:
+                        line = raw.decode().strip()
+                        if not line.startswith("data: ") or line == "data: [DONE]":
+                            continue
+                        delta = json.loads(line[6:])["choices"][0].get("delta", {}).get("content")
+                        if delta:
+                            if ttft is None:
+                                ttft = time.perf_counter() - start
+                            reply.append(delta)
+                results.append({"chat": c, "turn": t, "ttft_s": ttft, "e2e_s": time.perf_counter() - start})
+                messages.append({"role": "assistant", "content": "".join(reply)})
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await asyncio.gather(*(chat(session, c, turns) for c, turns in enumerate(chats)))
+    return results
+
+
+def quantile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1] if len(values) > 1 else values[0]
+
+
+def measure_policy(policy: str, engines: list[str], args, system: str, chats: list[list[str]], out: Path) -> dict:
+    for url in engines:  # both policies start cold
+        post(f"{url}/reset_prefix_cache")
+    before = [get(f"{url}/metrics") for url in engines]
+    port, metrics_port = free_port(), free_port()
+    command = [str(ROUTER_VENV / "bin" / "vllm-router"), "--host", "127.0.0.1", "--port", str(port),
+               "--policy", policy, "--worker-urls", *engines, "--prometheus-host", "127.0.0.1",
+               "--prometheus-port", str(metrics_port), "--log-level", "warning"]
+    log = out / f"router-{policy}.log"
+    with process(command, log) as proc:
+        wait_ready(f"http://127.0.0.1:{port}/readiness", proc, log, 120)
+        started = time.monotonic()
+        results = asyncio.run(run_workload(f"http://127.0.0.1:{port}", system, chats, args.parallel,
+                                           args.max_tokens, started + args.deadline_s / len(POLICIES)))
+        seconds = time.monotonic() - started
+        router_metrics = get(f"http://127.0.0.1:{metrics_port}/metrics")
+    (out / f"router-metrics-{policy}.txt").write_text(router_metrics)
+    after = [get(f"{url}/metrics") for url in engines]
+    hits = sum(counter(a, HIT_METRIC) - counter(b, HIT_METRIC) for a, b in zip(after, before))
+    queries = sum(counter(a, QUERY_METRIC) - counter(b, QUERY_METRIC) for a, b in zip(after, before))
+    ttfts = [r["ttft_s"] * 1000 for r in results if r["ttft_s"] is not None]
+    later = [r["ttft_s"] * 1000 for r in results if r["ttft_s"] is not None and r["turn"] > 0]
+    return {
+        "prefix_cache_hit_rate": hits / queries if queries else 0.0,
+        "prefix_cache_hits": hits, "prefix_cache_queries": queries,
+        "ttft_p50_ms": quantile(ttfts, 0.5), "ttft_p90_ms": quantile(ttfts, 0.9),
+        "ttft_p50_ms_after_first_turn": quantile(later, 0.5) if later else None,
+        "requests": len(results), "seconds": round(seconds, 1),
+        "requests_per_replica": per_worker(router_metrics, "vllm_router_processed_requests_total"),
+        "router_command": command[1:],
+    }
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["policies"])
+    data = results["policies"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    left.bar(names, [data[n]["prefix_cache_hit_rate"] * 100 for n in names], color=["#999999", "#2a7ab0"])
+    left.set_ylabel("prefix-cache hit rate (%)")
+    left.set_ylim(0, 100)
+    for i, n in enumerate(names):
+        left.text(i, data[n]["prefix_cache_hit_rate"] * 100 + 2, f"{data[n]['prefix_cache_hit_rate']:.0%}",
+                  ha="center")
+    width = 0.38
+    xs = range(len(names))
+    right.bar([x - width / 2 for x in xs], [data[n]["ttft_p50_ms"] for n in names], width, label="p50")
+    right.bar([x + width / 2 for x in xs], [data[n]["ttft_p90_ms"] for n in names], width, label="p90")
+    right.set_xticks(list(xs), names)
+    right.set_ylabel("TTFT (ms, through the router)")
+    right.legend()
+    s = results["setup"]
+    fig.suptitle(f"vllm-router {s['router_version']}, {s['replicas']} x vLLM {s['vllm_version']} (CPU), "
+                 f"{s['chats']} chats x {s['turns']} turns, shared system prompt", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def engine_dir(version: str | None) -> Path:
+    if version:
+        return ENGINES / f"vllm-{version}"
+    found = sorted((p for p in ENGINES.glob("vllm-*") if (p / ".installed").exists()),
+                   key=lambda p: tuple(int(x) for x in p.name.split("-", 1)[1].split(".")))
+    if not found:
+        raise SystemExit(f"no vLLM engine in {ENGINES} (a vllm-<version> with .installed): run `make engines`")
+    return found[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine-version", help="vLLM of .engines/vllm-<version> (default: the newest installed)")
+    parser.add_argument("--replicas", type=int, default=3)
+    parser.add_argument("--chats", type=int, default=12)
+    parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--system-words", type=int, default=300, help="length of the shared system prompt")
+    parser.add_argument("--parallel", type=int, default=3, help="chats in flight at once")
+    parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--max-model-len", type=int, default=2048)
+    parser.add_argument("--deadline-s", type=float, default=600, help="both policies' workload time, in all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=REPO / "build" / "ab-routing")
+    args = parser.parse_args(argv)
+
+    engine = engine_dir(args.engine_version)
+    if not (ROUTER_VENV / "bin" / "vllm-router").exists():
+        raise SystemExit(f"no router at {ROUTER_VENV}: run `make router-venv`")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    model = out / "tiny-llama"
+    if not (model / "config.json").exists():
+        subprocess.run([str(engine / "bin" / "python"), str(REPO / "tools" / "tiny_model.py"), str(model)],
+                       cwd=REPO, check=True, timeout=600)
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "OMP_NUM_THREADS": "1",
+           "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+    system, chats = conversations(args.chats, args.turns, args.system_words, args.seed)
+    with ExitStack() as stack:
+        engines = []
+        for i in range(args.replicas):  # one at a time: engine startup is the memory and CPU peak
+            port = free_port()
+            command = [str(engine / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server",
+                       "--model", str(model), "--served-model-name", MODEL_ID, "--host", "127.0.0.1",
+                       "--port", str(port), "--max-model-len", str(args.max_model_len), "--dtype", "bfloat16",
+                       "--max-num-seqs", "8", "--seed", "0", "--enable-prefix-caching"]
+            log = out / f"engine-{i}.log"
+            proc = stack.enter_context(process(command, log, env))
+            wait_ready(f"http://127.0.0.1:{port}/health", proc, log, 600)
+            engines.append(f"http://127.0.0.1:{port}")
+        version = json.loads(get(f"{engines[0]}/version"))["version"]
+        policies = {p: measure_policy(p, engines, args, system, chats, out) for p in POLICIES}
+    router_version = subprocess.run([str(ROUTER_VENV / "bin" / "python"), "-c",
+                                     "import importlib.metadata as m; print(m.version('vllm-router'))"],
+                                    capture_output=True, text=True, check=True).stdout.strip()
+    results = {
+        "policies": policies,
+        "setup": {"vllm_version": version, "router_version": router_version, "replicas": args.replicas,
+                  "chats": args.chats, "turns": args.turns, "parallel": args.parallel,
+                  "system_prompt_words": args.system_words, "max_tokens": args.max_tokens,
+                  "max_model_len": args.max_model_len, "kv_cache_space_gib": 1, "seed": args.seed,
+                  "model": "tools/tiny_model.py (2 layers, hidden 64, random weights)"},
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, out / "ab-routing.png")
+    for name, r in policies.items():
+        print(f"{name:12s} hit rate {r['prefix_cache_hit_rate']:.1%}  TTFT p50 {r['ttft_p50_ms']:.0f} ms  "
+              f"p90 {r['ttft_p90_ms']:.0f} ms  ({r['requests']} requests, {r['seconds']} s)")
+    print(f"results in {out / 'results.json'}, plot in {out / 'ab-routing.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
