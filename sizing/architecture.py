@@ -512,6 +512,67 @@ def gemma3(cfg: dict) -> Architecture:
     return arch
 
 
+def llama4_text(cfg: dict) -> Architecture:
+    """Llama 4 text (vLLM llama4.py): MoE layers every interleave_moe_layer_step-th (routed experts, one shared
+    expert, a router), dense MLPs of intermediate_size_mlp elsewhere; RoPE layers attend in chunks of
+    attention_chunk_size, the NoPE layers (no_rope_layers 0, every fourth) attend globally."""
+    c = _common(cfg)
+    layers, hidden = c["num_layers"], c["hidden_size"]
+    tied = bool(cfg.get("tie_word_embeddings", False))
+    experts, inter = _int(cfg, "num_local_experts"), _int(cfg, "intermediate_size")
+    step = _int(cfg, "interleave_moe_layer_step", 1)
+    n_moe = sum(1 for i in range(layers) if step > 0 and (i + 1) % step == 0)
+    b = _Builder(hidden, layers)
+    b.embeddings(c["vocab_size"], tied)
+    b.gqa(c["num_heads"], c["num_kv_heads"], c["head_dim"], qkv_bias=bool(cfg.get("attention_bias")))
+    b.gated_mlp(_int(cfg, "intermediate_size_mlp"), layers - n_moe)
+    b.add("router", hidden, experts, n_moe, Shard.REPLICATED, Role.ROUTER)
+    b.gated_mlp(inter, n_moe * experts, Role.EXPERTS, "experts")
+    b.gated_mlp(inter, n_moe, Role.MLP, "shared_expert")
+    b.layer_norms(2)
+    nope = cfg.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
+    chunk = cfg.get("attention_chunk_size")
+    caches = tuple(Attention(c["num_kv_heads"], c["head_dim"], attention_chunk_size=chunk if nope[i] else None)
+                   for i in range(layers))
+    moe = MoE(experts, _int(cfg, "num_experts_per_tok"), inter, inter, n_moe)
+    return Architecture(model_type=cfg["model_type"], tie_word_embeddings=tied, tensors=tuple(b.tensors),
+                        caches=caches, moe=moe, **c)
+
+
+def llama4(cfg: dict) -> Architecture:
+    """Llama 4 image-text checkpoints: the text model, a ViT (class and position embeddings, linear patch
+    embedding, biased attention and MLP, LayerNorms), a pixel-shuffle adapter MLP and a linear projector."""
+    if "text_config" not in cfg:
+        return llama4_text(cfg)
+    text = {"torch_dtype": cfg.get("torch_dtype") or cfg.get("dtype"), **cfg["text_config"], "model_type": "llama4"}
+    arch = llama4_text(text)
+    v = cfg.get("vision_config") or {}
+    h, inter, n, patch = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"], v["patch_size"]
+    R = Role.VISION
+    b = _Builder(arch.hidden_size, arch.num_layers, list(arch.tensors))
+    b.add("vision.class_embedding", 1, h, 1, Shard.REPLICATED, R)
+    b.add("vision.positional_embedding", h, (v["image_size"] // patch) ** 2 + 1, 1, Shard.REPLICATED, R)
+    b.add("vision.patch_embedding", v.get("num_channels", 3) * patch * patch, h, 1, Shard.REPLICATED, R)
+    b.add("vision.layernorm_pre_post", 1, h, 4, Shard.REPLICATED, R)
+    for name in ("q_proj", "k_proj", "v_proj"):
+        b.add(f"vision.{name}", h, h, n, Shard.COLUMN, R)
+        b.add(f"vision.{name}.bias", 1, h, n, Shard.COLUMN, R)
+    b.add("vision.o_proj", h, h, n, Shard.ROW, R)
+    b.add("vision.fc1", h, inter, n, Shard.COLUMN, R)
+    b.add("vision.fc1.bias", 1, inter, n, Shard.COLUMN, R)
+    b.add("vision.fc2", inter, h, n, Shard.ROW, R)
+    b.add("vision.biases", 1, h, 2 * n, Shard.REPLICATED, R)  # o_proj and fc2 biases
+    b.add("vision.layer_norms", 1, h, 4 * n, Shard.REPLICATED, R)
+    shuffled = int(h / v.get("pixel_shuffle_ratio", 0.5) ** 2)
+    b.add("vision.adapter.fc1", shuffled, v["projector_input_dim"], 1, Shard.COLUMN, R)
+    b.add("vision.adapter.fc2", v["projector_input_dim"], v["projector_output_dim"], 1, Shard.ROW, R)
+    b.add("multi_modal_projector", v["vision_output_dim"], arch.hidden_size, 1, Shard.REPLICATED, R)
+    arch = replace(arch, tensors=tuple(b.tensors), quant=_quant(cfg) or arch.quant)
+    # vLLM profiles the encoder with its largest image: chunks of (image_size / patch)^2 x ratio^2 tokens.
+    arch.extras["mm_tokens_per_image"] = int((v["image_size"] // patch) ** 2 * v.get("pixel_shuffle_ratio", 0.5) ** 2)
+    return arch
+
+
 def phi(cfg: dict) -> Architecture:
     """Phi-1/2: parallel attention and MLP with biases everywhere, LayerNorm (weight and bias), an ungated MLP."""
     c = _common(cfg)
@@ -602,6 +663,8 @@ FAMILIES: dict[str, Callable[[dict], Architecture]] = {
     "gemma3": gemma3,
     "gemma3_text": gemma3_text,
     "gpt_oss": gpt_oss,
+    "llama4": llama4,
+    "llama4_text": llama4_text,
     "phi": phi,
     "phi3": phi3,
     "deepseek_v2": _deepseek,

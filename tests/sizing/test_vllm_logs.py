@@ -101,7 +101,8 @@ def test_runs_vllm_refused_are_refused():
 
 
 def test_the_architectures_of_issue_15_are_held_against_their_logs():
-    # gemma3 (multimodal, interleaved sliding windows, vision tower) and gpt_oss (MXFP4 experts, alternating
+    # gemma3 (multimodal, interleaved sliding windows, vision tower), llama4 (MoE, chunked local attention,
+    # vision tower) and gpt_oss (MXFP4 experts, alternating
     # sliding/full attention, sinks) are compared above, not skipped for want of a config.
     types = {config_for(r["model"])[0]["model_type"] for r in COMPARABLE}
-    assert {"gemma3", "gpt_oss"} <= types, types
+    assert {"gemma3", "gpt_oss", "llama4"} <= types, types
