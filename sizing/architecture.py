@@ -671,6 +671,10 @@ FAMILIES: dict[str, Callable[[dict], Architecture]] = {
     "deepseek_v3": _deepseek,
 }
 
+from . import hybrids as _hybrids  # noqa: E402  (the hybrid families build on the blocks above)
+
+FAMILIES.update(_hybrids.FAMILIES)
+
 
 # Where a Hub model's safetensors parameter counts per dtype ride along with its config.json (catalog._from_hub).
 SAFETENSORS_KEY = "_safetensors_parameters"

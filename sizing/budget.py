@@ -100,8 +100,15 @@ class NvidiaRules:
         return max(share, f["max_num_seqs"]["large" if large else "small"])
 
     def budget(self, w: Workload, inst: InstanceType, tp: int, share: int) -> GpuBudget:
-        return _gpu_cached(w.arch, inst.accelerator.key, tp, self.max_num_seqs(w, inst, share), w.max_model_len,
-                           w.dtype, w.kv_cache_dtype, w.quantization, w.vllm_version, w.gpu_memory_utilization)
+        def at(seqs: int) -> GpuBudget:
+            return _gpu_cached(w.arch, inst.accelerator.key, tp, seqs, w.max_model_len, w.dtype, w.kv_cache_dtype,
+                               w.quantization, w.vllm_version, w.gpu_memory_utilization)
+
+        b = at(self.max_num_seqs(w, inst, share))
+        if w.max_num_seqs is None and not b.seqs_ok and b.max_num_seqs_cap:
+            # Hybrid models: vLLM refuses more sequences than state blocks (one per decoding sequence); ask for fewer.
+            b = at(b.max_num_seqs_cap)
+        return b
 
 
 class NeuronRules:

@@ -29,6 +29,9 @@ class CacheContext:
     kv_bytes: int  # bytes of one KV element (--kv-cache-dtype; auto: the model dtype)
     dtype_bytes: int  # bytes of the model dtype (Mamba state follows it)
     block_size: int
+    mamba_cache_mode: str = "none"  # state pages a request holds: none 1, align 2, all one per block (state_cache.py)
+    mamba2_checkpoint: bool = False  # Mamba2 layers hold one more state page in align mode (v0.32)
+    mamba_ssm_bytes: int | None = None  # --mamba-ssm-cache-dtype as the model resolves it; None: the model dtype
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,8 @@ class KVCacheConfig:
 
     @property
     def kv_bytes_per_token(self) -> int:
-        return sum(s.page_bytes // s.block_size for s in self.layers)
+        """What one more token costs: the pages of the layers that grow with the request (not Mamba state)."""
+        return sum(s.page_bytes // s.block_size for s in self.layers if not isinstance(s, MambaSpec))
 
     def num_blocks(self, available: float) -> int:
         return int(available // self.bytes_per_block) if available > 0 else 0

@@ -25,6 +25,7 @@ from .catalog import GIB, Accelerator, engine_facts
 from .errors import SizingError
 from .kv_cache import CacheContext, KVCacheConfig, Limits, kv_cache_config
 from .settings import DTYPES
+from .state_cache import cache_context, state_blocks_cap
 from .weights import DTYPE_BYTES, WeightFormat, mxfp4_expert_align, resolve_format, rotary_cache_bytes, served_weight_bytes, vllm_quantization
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
@@ -137,10 +138,16 @@ class GpuBudget:
     headroom_needed_gib: float
     headroom_ok: bool
     vllm_quantization: str | None = None  # the --quantization vLLM is given (None: none, or the checkpoint's own)
+    block_size: int = 16  # tokens per block; hybrid models raise it so an attention page holds a state page
+    max_num_seqs_cap: int | None = None  # hybrid models: one state block per decoding sequence (num_blocks)
+
+    @property
+    def seqs_ok(self) -> bool:
+        return self.max_num_seqs_cap is None or self.max_num_seqs <= self.max_num_seqs_cap
 
     @property
     def ok(self) -> bool:
-        return self.fits and self.headroom_ok
+        return self.fits and self.headroom_ok and self.seqs_ok
 
     def shortfall_gib(self) -> float:
         """How much more memory per GPU this workload needs (0 when it fits)."""
@@ -158,6 +165,10 @@ class GpuBudget:
         if not self.headroom_ok:
             return (f"the {self.headroom_gib:.2f} GiB outside the budget cannot hold the CUDA context, graph pool and "
                     f"sampler warm-up ({self.headroom_needed_gib:.2f} GiB); lower «gpu_memory_utilization»")
+        if not self.seqs_ok:
+            return (f"«max_num_seqs» {self.max_num_seqs} exceeds the {self.max_num_seqs_cap} state blocks of this hybrid "
+                    f"model (one per decoding sequence; vLLM refuses to start); set «max_num_seqs» to at most "
+                    f"{self.max_num_seqs_cap}")
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,7 +291,8 @@ def gpu_budget(
     cudagraph = _cudagraph_gib(arch, f) * GIB
     kv_avail = requested - weights - activation - non_torch - (cudagraph if f["cudagraph_in_budget"] else 0)
 
-    kv = kv_cache_of(arch, CacheContext(tp, kv_bytes, DTYPE_BYTES[dtype], f["block_size"]))
+    ctx = cache_context(arch.caches, CacheContext(tp, kv_bytes, DTYPE_BYTES[dtype], f["block_size"]), version)
+    kv = kv_cache_of(arch, ctx)
     in_flight = f.get("in_flight_batches", 1) * tokens
     check = f.get("kv_startup_check", "layers")
     limits = Limits(max_model_len, in_flight)
@@ -340,4 +352,6 @@ def gpu_budget(
         headroom_needed_gib=headroom_needed / GIB,
         headroom_ok=headroom >= headroom_needed,
         vllm_quantization=method,
+        block_size=ctx.block_size,
+        max_num_seqs_cap=num_blocks if state_blocks_cap(arch.caches, version) else None,
     )

@@ -37,7 +37,7 @@ def budget_table(b: GpuBudget | NeuronBudget) -> Table:
         if b.cudagraph_in_budget:
             t.add_row("CUDA graphs", _gib(b.cudagraph_gib), "estimated, inside the budget")
         t.add_row("KV cache", _gib(b.kv_cache_gib), f"{b.kv_bytes_per_token:,} B/token ({b.kv_cache_dtype})", style="bold")
-        t.add_row("KV cache tokens", f"{b.kv_cache_tokens:,}", "blocks of 16")
+        t.add_row("KV cache tokens", f"{b.kv_cache_tokens:,}", f"blocks of {b.block_size}")
         t.add_row("concurrency", f"{b.max_concurrency:,.1f}", f"requests of {b.max_model_len} tokens")
         t.add_row("startup check", "ok" if b.fits else "FAILS", f"one request needs {_gib(b.needed_kv_gib)}")
         t.add_row("headroom", "ok" if b.headroom_ok else "FAILS",

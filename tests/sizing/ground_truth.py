@@ -61,6 +61,7 @@ def transformers_counts() -> dict[Path, dict]:
     out = {}
     for counts_file, folder in (
         (DATA / "transformers_param_counts.yaml", ROOT / "sizing" / "data" / "models"),
+        (DATA / "transformers_param_counts_hybrids.yaml", ROOT / "sizing" / "data" / "models"),
         (LOGS / "configs" / "transformers_param_counts.yaml", LOGS / "configs"),
     ):
         for name, entry in yaml.safe_load(counts_file.read_text()).items():
