@@ -15,8 +15,10 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from .catalog import _load_yaml
+import yaml
+
 from .errors import SizingError
 from .kv_cache import Attention, CacheContext, LayerCache, MambaSpec, MLAAttentionSpec, cdiv
 
@@ -25,7 +27,7 @@ FLOAT32 = 4
 
 @functools.cache
 def hybrid_facts() -> dict:
-    return _load_yaml("hybrid.yaml")
+    return yaml.safe_load((Path(__file__).parent / "data" / "hybrid.yaml").read_text(encoding="utf-8"))
 
 
 def _line(version: str) -> tuple[int, ...]:
