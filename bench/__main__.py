@@ -6,8 +6,8 @@
     python -m bench --url http://127.0.0.1:8000/v1 --hourly-usd 0.98   # any OpenAI server, generator run here
 
 The workload is seed 004's (512 +- 20 prompt tokens, 245 +- 20 output tokens, 8 requests per concurrent user), the
-sweep 1, 2, 4, 8 ... up to one doubling past the concurrency the sizing planned (the plan's concurrency times the
-minimum replicas; never past max_num_seqs). The output, under build/<stack>/bench/<model>/ (or build/bench/ for a
+sweep 1, 2, 4, 8 ... up to one doubling past the concurrency the sizing planned (the plan's concurrency, the whole
+deployment's at its planned replicas; never past max_num_seqs over those replicas). The output, under build/<stack>/bench/<model>/ (or build/bench/ for a
 bare --url): results.json, latency.png, throughput.png, the generator's config and log; a table on the terminal,
 with where throughput stops rising compared with the planned concurrency.
 
@@ -36,6 +36,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from plan.models import ModelPlan
 
 from . import job as jobs
 from .results import Results, ResultsError, collect, stage_reports
@@ -136,24 +138,31 @@ def _stack_targets(args: argparse.Namespace) -> list[Target]:
         raise ValueError(f"--url: stack {args.stack} serves {len(models)} models; pick one with --model")
     targets = []
     for m in models:
-        plan = m.plan
-        replicas = max(1, m.spec.replicas.min)
-        nodes = math.ceil(replicas / max(1, plan.replicas_per_node))
-        server = getattr(m, "server", "vllm")
-        url = args.url or jobs.endpoint(m.name, server)
+        url = args.url or m.endpoint
         out = (args.out / m.name if len(models) > 1 else args.out) if args.out else BUILD / args.stack / "bench" / m.name
+        prediction = planned(m)
         targets.append(Target(
             label=m.name, url=url, out=out,
-            predicted=plan.concurrency * replicas, cap=plan.max_num_seqs * replicas,
-            hourly_usd=args.hourly_usd if args.hourly_usd is not None else plan.hourly_usd * nodes,
-            model_name=args.served_model, tokenizer=args.tokenizer or m.spec.model, namespace=m.name,
-            info={"stack": args.stack, "model": m.name, "hf_model": m.spec.model, "server": server, "url": url,
-                  "instance_type": plan.instance_type, "replicas": replicas, "nodes": nodes},
-            plan={"instance_type": plan.instance_type, "hourly_usd_per_node": plan.hourly_usd, "nodes": nodes,
-                  "concurrency_per_replica": plan.concurrency, "max_num_seqs": plan.max_num_seqs,
-                  "replicas": replicas, "predicted_concurrency": plan.concurrency * replicas},
+            predicted=prediction["predicted_concurrency"], cap=prediction["max_num_seqs"] * prediction["replicas"],
+            hourly_usd=args.hourly_usd if args.hourly_usd is not None else prediction["fleet_hourly_usd"],
+            model_name=args.served_model, tokenizer=args.tokenizer or m.spec.model, namespace=m.namespace,
+            info={"stack": args.stack, "model": m.name, "hf_model": m.spec.model, "server": m.server, "url": url,
+                  "instance_type": prediction["instance_type"], "replicas": prediction["replicas"],
+                  "nodes": prediction["nodes"]},
+            plan=prediction,
         ))
     return targets
+
+
+def planned(m: ModelPlan) -> dict[str, Any]:
+    """What the benchmark compares its measurements with, read off the model's plan and never recomputed: the plan's
+    concurrency is the whole deployment's (already over its replicas), and its node count includes the zone
+    spread."""
+    plan = m.plan
+    return {"instance_type": plan.instance_type, "hourly_usd_per_node": plan.hourly_usd, "nodes": plan.nodes,
+            "fleet_hourly_usd": plan.fleet_hourly_usd, "replicas": plan.replicas,
+            "concurrency_per_replica": plan.concurrency_per_replica, "max_num_seqs": plan.max_num_seqs,
+            "predicted_concurrency": plan.concurrency}
 
 
 def targets(args: argparse.Namespace) -> list[Target]:

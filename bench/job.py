@@ -12,22 +12,13 @@ from typing import Any
 
 import yaml
 
+from components.scheduling import cpu_placement
+from plan.names import MODEL_LABEL, TOKEN_KEY, TOKEN_SECRET
+
 from .workload import INFERENCE_PERF_IMAGE, INFERENCE_PERF_VERSION
 
-SERVE_PORT = 8000
 CONFIG_DIR = "/etc/inference-perf"
-# The model namespace's token Secret (components/model_namespace.py: TOKEN_SECRET, TOKEN_KEY); optional in the Job
-# so a stack without a gated model still benchmarks.
-TOKEN_SECRET = "hf-token"
-TOKEN_KEY = "HF_TOKEN"
-CPU_NODEPOOL = {"karpenter.sh/nodepool": "cpu"}  # components/scheduling.py: cpu_placement()
 LABELS = {"app.kubernetes.io/name": "llm-eks-bench", "app.kubernetes.io/component": "benchmark"}
-
-
-def endpoint(model: str, server: str = "vllm") -> str:
-    """The in-cluster OpenAI base URL of a served model (vLLM Service <model>; Ray Serve's <model>-serve-svc)."""
-    service = model if server == "vllm" else f"{model}-serve-svc"
-    return f"http://{service}.{model}.svc.cluster.local:{SERVE_PORT}/v1"
 
 
 def job_name(model: str) -> str:
@@ -37,7 +28,7 @@ def job_name(model: str) -> str:
 def manifests(model: str, config: dict[str, Any], *, timeout_s: int) -> list[dict[str, Any]]:
     """ConfigMap + Job for one model. `timeout_s` becomes the Job's activeDeadlineSeconds."""
     name = job_name(model)
-    labels = {**LABELS, "llm-eks/model": model}
+    labels = {**LABELS, MODEL_LABEL: model}
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -51,6 +42,7 @@ def manifests(model: str, config: dict[str, Any], *, timeout_s: int) -> list[dic
         "command": ["inference-perf", "--config_file", f"{CONFIG_DIR}/config.yaml"],
         "workingDir": "/tmp",
         "env": [
+            # The model namespace's token Secret, optional so a stack without a gated model still benchmarks.
             {"name": TOKEN_KEY, "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": TOKEN_KEY, "optional": True}}},
             {"name": "HF_HOME", "value": "/tmp/hf"},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -74,7 +66,7 @@ def manifests(model: str, config: dict[str, Any], *, timeout_s: int) -> list[dic
                 "metadata": {"labels": labels},
                 "spec": {
                     "restartPolicy": "Never",
-                    "nodeSelector": dict(CPU_NODEPOOL),
+                    **cpu_placement(),  # never on the accelerator node it measures
                     "containers": [container],
                     "volumes": [{"name": "config", "configMap": {"name": name}},
                                 {"name": "scratch", "emptyDir": {}}],

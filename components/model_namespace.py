@@ -5,8 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-TOKEN_SECRET = "hf-token"
-TOKEN_KEY = "HF_TOKEN"  # the variable huggingface_hub reads; the same name from Secret key to container env
+from plan.names import TOKEN_KEY, TOKEN_SECRET
 
 
 def token_env() -> dict:

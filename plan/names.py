@@ -40,6 +40,10 @@ MONITORING_NAMESPACE = "monitoring"  # Prometheus, Grafana, the DCGM exporter, t
 KEDA_NAMESPACE = "keda"  # the autoscaler
 ROUTER_NAMESPACE = "llm-router"  # the stack's one OpenAI endpoint and each model's router (components/router.py)
 
+# --- the model namespace's Hugging Face token -------------------------------------------------------------------
+TOKEN_SECRET = "hf-token"  # the Secret in each model's namespace (the model servers and the benchmark Job read it)
+TOKEN_KEY = "HF_TOKEN"  # the variable huggingface_hub reads; the same name from Secret key to container env
+
 # --- storage, annotations ----------------------------------------------------------------------------------------
 STORAGE_CLASS = "gp3-encrypted"  # the default StorageClass (Open WebUI's volume)
 DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}  # never evicted by Karpenter: only the Ray head (CPU pool)

@@ -92,12 +92,19 @@ def test_the_pinned_generator_is_the_one_installed():
 
 
 # --- the Job -------------------------------------------------------------------------------------------------------
-def test_job_constants_match_the_components():
-    from components import model_namespace, model_server, scheduling
+def test_the_job_reads_the_token_secret_and_pool_the_components_use():
+    """The Secret the model servers mount and the CPU pool selector, from the shared names, never re-declared."""
+    from components import model_namespace, scheduling
 
-    assert jobs.TOKEN_SECRET == model_namespace.TOKEN_SECRET and jobs.TOKEN_KEY == model_namespace.TOKEN_KEY
-    assert jobs.SERVE_PORT == model_server.PORT
-    assert jobs.CPU_NODEPOOL == scheduling.cpu_placement()["nodeSelector"]
+    _, job = jobs.manifests("m", {}, timeout_s=60)
+    pod = job["spec"]["template"]["spec"]
+    token = next(e for e in pod["containers"][0]["env"] if e["name"] == model_namespace.token_env()["name"])
+    server_ref = model_namespace.token_env()["valueFrom"]["secretKeyRef"]
+    assert token["valueFrom"]["secretKeyRef"] == {**server_ref, "optional": True}
+    assert pod["nodeSelector"] == scheduling.cpu_placement()["nodeSelector"]
+    source = (Path(jobs.__file__)).read_text(encoding="utf-8")
+    for literal in ('"hf-token"', '"HF_TOKEN"', "8000", '"karpenter.sh/nodepool"'):
+        assert literal not in source, literal
 
 
 @pytest.mark.parametrize("stack", stacks())
