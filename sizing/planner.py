@@ -34,7 +34,7 @@ from .pod import PodResources, checkpoint_bytes, fleet_nodes, host_fit, k8s_allo
 from .rules_of_thumb import seed_estimates
 from .validation import validate
 from .weights import DTYPE_BYTES
-from .wording import explain, no_fit, replica_problem, utilization_note, why_not
+from .wording import Change, Shortfall, explain, no_fit, replica_problem, suggestion, utilization_note, why_not
 
 __all__ = ["HOURS_PER_MONTH", "DeploymentPlan", "Vendor", "PodResources", "Rejection", "Workload", "fleet_nodes",
            "k8s_allowances", "plan"]
@@ -44,6 +44,28 @@ VENDOR_LABELS = {"nvidia": "NVIDIA", "neuron": "Neuron", "any": "NVIDIA or Neuro
 
 def plan(w: Workload) -> DeploymentPlan:
     """The cheapest fleet that holds the workload, or a SizingError that says what binds and what to change."""
+    try:
+        return _plan(w)
+    except Shortfall as exc:
+        raise exc.with_suggestions(_suggestions(w, exc)) from None
+
+
+def _suggestions(w: Workload, exc: Shortfall) -> list[Change]:
+    """The changes that make the workload fit, each verified by planning it, with the fleet it gives (a change that
+    plans nothing, such as fp8 on an instance type too small even for fp8 weights, is not offered)."""
+    out = []
+    for changes, words in exc.candidates:
+        try:
+            p = _plan(replace(w, **changes))
+        except SizingError:
+            continue
+        out.append((changes, suggestion(words, p.replicas, p.nodes, p.instance_type, p.tensor_parallel_size,
+                                        p.fleet_hourly_usd)))
+    return out
+
+
+def _plan(w: Workload) -> DeploymentPlan:
+    """The search, stage by stage (a Shortfall carries the candidate changes, unverified)."""
     candidates = _candidates(w)
     vendor_label = VENDOR_LABELS[w.vendor]
     validate(w, candidates, vendor_label)
@@ -155,7 +177,7 @@ def _cheaper_unpinned(w: Workload, chosen: Option) -> str | None:
     if not w.instance_type:
         return None
     try:
-        free = plan(replace(w, instance_type=None, tensor_parallel_size=None))
+        free = _plan(replace(w, instance_type=None, tensor_parallel_size=None))
     except SizingError:
         return None
     if free.fleet_hourly_usd >= chosen.cost - 1e-9:

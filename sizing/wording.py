@@ -4,6 +4,7 @@ fits. Settings are named as «key» (sizing/errors.py), so each front end render
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .budget import Budget
 from .errors import SizingError
@@ -68,24 +69,65 @@ def inst_pinned(w: Workload) -> str:
     return f"{w.instance_type} is pinned («instance_type»), not chosen"
 
 
-def suggest(w: Workload, o: Option | None) -> str:
-    hints = []
+Change = tuple[dict[str, Any], str]  # Workload changes, and their words
+
+
+class Shortfall(SizingError):
+    """No instance type holds the workload at these settings. `candidates` are the changes that might help; the
+    planner plans each and keeps in `suggestions` only those that hold it, with the fleet they give."""
+
+    def __init__(self, message: str, key: str | None = None, candidates: tuple[Change, ...] = (),
+                 suggestions: tuple[Change, ...] = ()) -> None:
+        hints = [words for _, words in suggestions]
+        tail = "; what would hold it: " + ", or ".join(hints) if hints else ""
+        super().__init__(message + tail, key=key)
+        self.subject = message
+        self.candidates = candidates
+        self.suggestions = suggestions
+
+    def with_suggestions(self, suggestions: list[Change]) -> Shortfall:
+        return Shortfall(self.subject, self.key, self.candidates, tuple(suggestions))
+
+
+def candidate_changes(w: Workload, o: Option | None) -> list[Change]:
+    """Changes of one setting (or one pin) that might make the workload fit, least disruptive first, in words. The
+    planner keeps only those that plan."""
+    out: list[Change] = []
+    if w.instance_type:
+        also = " and «tensor_parallel_size»" if w.tensor_parallel_size else ""
+        out.append(({"instance_type": None, "tensor_parallel_size": None}, f"unset «instance_type»{also}"))
+    elif w.tensor_parallel_size is not None:
+        out.append(({"tensor_parallel_size": None}, "unset «tensor_parallel_size»"))
     b = o.budget if o else None
     if b is not None and b.estimated_max_model_len and b.estimated_max_model_len < w.max_model_len:
-        hints.append(f"«max_model_len» <= {b.estimated_max_model_len}")
+        out.append(({"max_model_len": b.estimated_max_model_len}, f"«max_model_len» {b.estimated_max_model_len}"))
     if b is not None and b.ok and b.max_concurrency < o.share:
-        hints.append(f"«concurrency» <= {int(b.max_concurrency) * max(1, w.max_replicas)}")
-    if w.kv_cache_dtype == "auto" and w.vendor != "neuron":
-        hints.append("«kv_cache_dtype» fp8")
-    if w.quantization is None and w.arch.quant is None and w.vendor != "neuron":
-        hints.append("«quantization» fp8 (halves the weights)")
-    if w.tensor_parallel_size is not None:
-        hints.append(f"a larger «tensor_parallel_size» than {w.tensor_parallel_size} (or unset it)")
+        most = int(b.max_concurrency) * max(1, w.max_replicas)
+        if most >= 1:
+            out.append(({"concurrency": most}, f"«concurrency» {most}"))
+    gpu = w.vendor != "neuron"
+    kv = gpu and w.kv_cache_dtype == "auto"
+    quant = gpu and w.quantization is None and w.arch.quant is None
+    if kv:
+        out.append(({"kv_cache_dtype": "fp8"}, "«kv_cache_dtype» fp8"))
+    if quant:
+        out.append(({"quantization": "fp8"}, "«quantization» fp8 (halves the weights)"))
+    if kv and quant:
+        out.append(({"kv_cache_dtype": "fp8", "quantization": "fp8"}, "«kv_cache_dtype» fp8 with «quantization» fp8"))
+    if w.max_num_seqs is not None:
+        out.append(({"max_num_seqs": None}, "unset «max_num_seqs»"))
+    if w.vendor != "any" and not w.instance_type:
+        out.append(({"vendor": "any"}, "«vendor» any"))
     if w.max_hourly_usd is not None:
-        hints.append("a higher «max_hourly_usd»")
-    if w.vendor != "any":
-        hints.append("«vendor» any")
-    return "; try " + ", or ".join(hints) if hints else ""
+        out.append(({"max_hourly_usd": None}, "raise «max_hourly_usd»"))
+    return out
+
+
+def suggestion(words: str, replicas: int, nodes: int, instance_type: str, tp: int, fleet_hourly_usd: float) -> str:
+    """A verified change and the fleet it gives: '«kv_cache_dtype» fp8 (1 replica on 1 x g6.xlarge at TP 1,
+    $0.8048/h)'."""
+    return (f"{words} ({replicas} replica{'s' if replicas > 1 else ''} on {nodes} x {instance_type} at TP {tp}, "
+            f"${fleet_hourly_usd:.4g}/h)")
 
 
 def why_not(w: Workload, opts: list[Option], chosen: Option | None, n_hi: int) -> tuple[str, float]:
@@ -142,4 +184,4 @@ def no_fit(w: Workload, all_opts: list[Option], fits: list[Option], n_hi: int, v
                if w.instance_type else
                f"nothing in {where} holds {load}{one}; closest is {closest.instance.name} at TP "
                f"{closest.tp}: {closest.problem}")
-    return SizingError(subject + suggest(w, closest), key=binding)
+    return Shortfall(subject, key=binding, candidates=tuple(candidate_changes(w, closest)))

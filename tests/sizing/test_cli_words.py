@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -88,14 +90,15 @@ def test_hints_use_each_front_ends_key_names(capsys):
     # The same impossible workload: the CLI's words, then a stack file's.
     err = bad(capsys, "--model", "Qwen/Qwen3-32B", "--max-model-len", "32768", "--instance", "g6.xlarge")
     assert "--instance g6.xlarge cannot hold Qwen/Qwen3-32B at 32768 tokens x 1" in err
-    assert "try --kv-cache-dtype fp8, or --quantization fp8 (halves the weights), or --vendor any" in err
+    # Qwen3-32B's bf16 weights (61 GiB) exceed one L4 even as fp8: unpinning is the only change that holds it.
+    assert re.search(r"; what would hold it: unset --instance \(1 replica on 1 x \S+ at TP \d, \$[\d.]+/h\)$", err.strip())
     arch = from_config(load_model_config("Qwen/Qwen3-32B")[0], "Qwen/Qwen3-32B")
     with pytest.raises(SizingError) as exc:
         plan(Workload("Qwen/Qwen3-32B", arch, 32768, 1, instance_type="g6.xlarge"))
     stack = str(exc.value)
     assert exc.value.key == "instance_type"
     assert stack.startswith("instanceType g6.xlarge cannot hold Qwen/Qwen3-32B")
-    assert "try kvCacheDtype fp8, or quantization fp8 (halves the weights), or accelerator any" in stack
+    assert re.search(r"; what would hold it: unset instanceType \(1 replica on 1 x \S+ at TP \d, \$[\d.]+/h\)$", stack)
     assert "--" not in stack and "«" not in stack
     assert exc.value.render(CLI_NAMES) != exc.value.render(STACK_NAMES)
 
@@ -140,3 +143,39 @@ def test_json_into_head_exits_quietly():
                            "echo ${PIPESTATUS[0]}"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert gone.stderr == "" and gone.stdout.strip() == "0"
     assert piped("true").stderr == ""  # the tables too (rich leaves quietly)
+
+
+# --- suggestions are only what works (issue 21 item 4) -----------------------------------------------------------
+
+
+SUGGESTION = re.compile(r"(unset --instance|--\S+ \S+[^(]*) \((\d+) replicas? on (\d+) x (\S+) at TP (\d+), \$([\d.]+)/h\)")
+
+
+@pytest.mark.parametrize("extra", [[], ["--kv-cache-dtype", "fp8", "--quantization", "fp8"]], ids=["bf16", "fp8"])
+def test_a_70b_pinned_to_one_l4_is_told_to_unpin_with_the_price_not_fp8_or_a_vendor(capsys, extra):
+    # Llama-3.1-70B: 131.45 GiB of bf16 weights, 65.7 GiB as fp8 (70.55e9 parameters, tests/sizing/data); one L4 has
+    # 22.03 GiB usable (accelerators.yaml): neither fits, whatever the KV dtype, so only unpinning can hold it; and
+    # --vendor does nothing while the instance type is pinned.
+    err = bad(capsys, "--model", "meta-llama/Llama-3.1-70B-Instruct", "--max-model-len", "8192",
+              "--instance", "g6.xlarge", *extra)
+    hints = err.split("; what would hold it: ", 1)[1].strip()
+    assert "fp8" not in hints and "--vendor" not in hints and "try" not in err
+    (match,) = SUGGESTION.finditer(hints)
+    assert match.group(1) == "unset --instance" and match.group(0) == hints
+    replicas, nodes, chosen, tp, usd = match.groups()[1:]
+    # Its price is the catalog's (us-east-1 on-demand, instances.yaml) times the nodes, and it really holds it.
+    assert float(usd) == pytest.approx(int(nodes) * instances()[chosen].hourly_usd, rel=1e-3)
+    assert main(["--model", "meta-llama/Llama-3.1-70B-Instruct", "--max-model-len", "8192", "--instance", chosen,
+                 "--tp", tp, *extra]) == 0
+
+
+def test_every_suggestion_holds_the_workload_when_applied():
+    # Qwen3-8B at 32768 x 8 pinned to g6.xlarge: each offered change, applied, plans (none is a guess).
+    arch = from_config(load_model_config("Qwen/Qwen3-8B")[0], "Qwen/Qwen3-8B")
+    w = Workload("Qwen/Qwen3-8B", arch, 32768, 8, instance_type="g6.xlarge", max_replicas=8)
+    with pytest.raises(SizingError) as exc:
+        plan(w)
+    assert exc.value.suggestions, str(exc.value)
+    for changes, words in exc.value.suggestions:
+        p = plan(dataclasses.replace(w, **changes))
+        assert f"on {p.nodes} x {p.instance_type} at TP {p.tensor_parallel_size}, ${p.fleet_hourly_usd:.4g}/h)" in words

@@ -87,9 +87,10 @@ def test_pinned_instance_too_small_says_by_how_much():
 def test_nothing_fits_names_the_closest_option_and_what_to_change():
     # Llama-3.1-70B has 131.45 GiB of bf16 weights (70,553,706,496 parameters x 2 bytes, tests/sizing/data), 262.90 GiB
     # in float32: more than the largest GPU's budget (B300, 267.69 GiB x 0.9 = 240.92 GiB), so a pinned TP 1 fits
-    # nothing; the error blames the TP and says what to change.
+    # nothing; the error blames the TP and offers what would hold it (each change planned, with the fleet it gives).
     with pytest.raises(SizingError, match=r"even at one request per replica; closest is \S+ at TP 1: no memory left for "
-                       r"the KV cache: weights 262\.9\d .*; try .*a larger tensorParallelSize than 1") as err:
+                       r"the KV cache: weights 262\.9\d .*; what would hold it: unset tensorParallelSize \(1 replica "
+                       r"on 1 x \S+ at TP (2|4|8), \$[\d.]+/h\)") as err:
         plan(workload("meta-llama/Llama-3.1-70B", 131072, 2, max_replicas=4, tensor_parallel_size=1, dtype="float32"))
     assert err.value.key == "tensor_parallel_size"
 
