@@ -29,12 +29,21 @@ from . import catalog
 from .budget import rules_for, tp_options
 from .catalog import GIB, InstanceType
 from .errors import SizingError
-from .plans import HOURS_PER_MONTH, DeploymentPlan, Option, Vendor, Rejection, Workload
+from .plans import HOURS_PER_MONTH, DeploymentPlan, Option, Rejection, Vendor, Workload
 from .pod import PodResources, checkpoint_bytes, fleet_nodes, host_fit, k8s_allowances
 from .rules_of_thumb import seed_estimates
 from .validation import validate
 from .weights import DTYPE_BYTES
-from .wording import Change, Shortfall, explain, no_fit, replica_problem, suggestion, utilization_note, why_not
+from .wording import (
+    Change,
+    Shortfall,
+    explain,
+    no_fit,
+    replica_problem,
+    suggestion,
+    utilization_note,
+    why_not,
+)
 
 __all__ = ["HOURS_PER_MONTH", "DeploymentPlan", "Vendor", "PodResources", "Rejection", "Workload", "fleet_nodes",
            "k8s_allowances", "plan"]
