@@ -573,6 +573,39 @@ def llama4(cfg: dict) -> Architecture:
     return arch
 
 
+def mistral3(cfg: dict) -> Architecture:
+    """Mistral Small 3.x image-text checkpoints (Mistral3ForConditionalGeneration): a Mistral or Ministral 3 text
+    model, the Pixtral vision encoder (unbiased conv patches, RMSNorms, gated MLPs, 2-D rope: no position
+    weights) and a projector (RMSNorm, spatial patch merger, two linears)."""
+    text = {"torch_dtype": cfg.get("torch_dtype") or cfg.get("dtype"), **cfg["text_config"]}
+    arch = _llama_like({**text, "model_type": "mistral3"})
+    v = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "patch_size": 16,
+         "num_channels": 3, "image_size": 1024, **(cfg.get("vision_config") or {})}  # PixtralVisionConfig defaults
+    h, inter, n, patch = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"], v["patch_size"]
+    merge = int(cfg.get("spatial_merge_size", 2))
+    R = Role.VISION
+    b = _Builder(arch.hidden_size, arch.num_layers, list(arch.tensors))
+    b.add("vision.patch_conv", v["num_channels"] * patch * patch, h, 1, Shard.REPLICATED, R)
+    b.add("vision.ln_pre", 1, h, 1, Shard.REPLICATED, R)
+    for name in ("q_proj", "k_proj", "v_proj"):
+        b.add(f"vision.{name}", h, h, n, Shard.COLUMN, R)
+    b.add("vision.o_proj", h, h, n, Shard.ROW, R)
+    b.add("vision.gate_proj", h, inter, n, Shard.COLUMN, R)
+    b.add("vision.up_proj", h, inter, n, Shard.COLUMN, R)
+    b.add("vision.down_proj", inter, h, n, Shard.ROW, R)
+    b.add("vision.norms", 1, h, 2 * n, Shard.REPLICATED, R)
+    bias = bool(cfg.get("multimodal_projector_bias", False))
+    b.add("projector.norm", 1, h, 1, Shard.REPLICATED, R)
+    b.add("projector.patch_merger", h * merge * merge, h, 1, Shard.REPLICATED, R)
+    b.add("projector.linear_1", h, arch.hidden_size, 1, Shard.COLUMN, R)
+    b.add("projector.linear_2", arch.hidden_size, arch.hidden_size, 1, Shard.ROW, R)
+    if bias:
+        b.add("projector.biases", 1, arch.hidden_size, 2, Shard.REPLICATED, R)
+    arch = replace(arch, tensors=tuple(b.tensors), quant=_quant(cfg) or arch.quant)
+    arch.extras["mm_tokens_per_image"] = (v["image_size"] // patch // merge) ** 2
+    return arch
+
+
 def phi(cfg: dict) -> Architecture:
     """Phi-1/2: parallel attention and MLP with biases everywhere, LayerNorm (weight and bias), an ungated MLP."""
     c = _common(cfg)
@@ -654,6 +687,7 @@ FAMILIES: dict[str, Callable[[dict], Architecture]] = {
     "llama": llama,
     "granite": llama,  # Llama with scalar multipliers (no extra weights)
     "mistral": mistral,
+    "mistral3": mistral3,
     "mixtral": mixtral,
     "qwen2": qwen2,
     "qwen2_moe": qwen2_moe,

@@ -227,10 +227,12 @@ def _activation_bytes(arch: Architecture, fmt: WeightFormat, tp: int, tokens: in
     if arch.moe:
         width = 3 * math.ceil(arch.moe.expert_intermediate_size / tp) + arch.hidden_size
         moe = tokens * arch.moe.experts_per_token * width * dtype_bytes
-    # Multimodal models: profile_run keeps the encoder outputs of the profiled items (the encoder budget, at least
-    # max_num_batched_tokens, of text-width embeddings) in the encoder cache through the forward and sampler runs.
-    encoder = max(tokens, arch.extras.get("mm_tokens_per_image", 0)) * arch.hidden_size * dtype_bytes \
-        if arch.extras.get("mm_tokens_per_image") else 0
+    # Multimodal models: profile_run keeps the encoder outputs of the profiled items (as many of the largest image
+    # as the encoder budget, max(max_num_batched_tokens, one image), holds; text-width embeddings) in the encoder
+    # cache through the forward and sampler runs.
+    per_item = arch.extras.get("mm_tokens_per_image", 0)
+    items = max(1, max(tokens, per_item) // per_item) if per_item else 0
+    encoder = items * per_item * arch.hidden_size * dtype_bytes
     return f["activation_base_gib"] * GIB + max(sampler, forward) + moe + encoder
 
 

@@ -105,4 +105,4 @@ def test_the_architectures_of_issue_15_are_held_against_their_logs():
     # vision tower) and gpt_oss (MXFP4 experts, alternating
     # sliding/full attention, sinks) are compared above, not skipped for want of a config.
     types = {config_for(r["model"])[0]["model_type"] for r in COMPARABLE}
-    assert {"gemma3", "gpt_oss", "llama4"} <= types, types
+    assert {"gemma3", "gpt_oss", "llama4", "mistral3"} <= types, types
