@@ -127,6 +127,18 @@ def _aliases() -> dict[str, str]:
 
 
 @functools.cache
+def catalog_ids() -> dict[str, Path]:
+    """Built-in model id, as the Hub spells it (the file name, or the alias) -> its config.json."""
+    files = {p.stem.replace("--", "/"): p for p in MODELS.glob("*.json")}
+    by_lower = {k.lower(): p for k, p in files.items()}
+    data = _load_yaml("models/aliases.yaml") or {}
+    for alias, target in (data.get("aliases") or {}).items():
+        if target.lower() in by_lower:
+            files.setdefault(alias, by_lower[target.lower()])
+    return files
+
+
+@functools.cache
 def catalog_models() -> dict[str, Path]:
     """Built-in model id (lower-case) -> its config.json, aliases included."""
     files = {p.stem.replace("--", "/").lower(): p for p in MODELS.glob("*.json")}
@@ -157,7 +169,8 @@ def load_config_file(path: str | os.PathLike) -> dict:
 
 def _from_hub(model_id: str) -> dict:
     """Fetch config.json from the Hugging Face Hub (HF_TOKEN is used for gated repos)."""
-    hint = f"pass --config path/to/config.json, or use one of the {len(catalog_models())} built-in models (--list-models)"
+    hint = (f"set «config» to a local config.json, or use one of the {len(catalog_ids())} built-in models "
+            "(python -m sizing --list-models)")
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         raise SizingError(f"model '{model_id}' is not in the built-in catalog and HF_HUB_OFFLINE is set; {hint}")
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
@@ -176,10 +189,15 @@ def _from_hub(model_id: str) -> dict:
         path = hf_hub_download(model_id, "config.json")
         counts = _safetensors_parameters(model_id)
     except RepositoryNotFoundError:
-        raise SizingError(f"model '{model_id}' does not exist on the Hugging Face Hub (or is gated: set HF_TOKEN)") from None
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise SizingError(f"model '{model_id}' does not exist on the Hugging Face Hub, or is gated or private (set "
+                          "HF_TOKEN to a token that may read it)") from None
+    except LocalEntryNotFoundError:  # no connection: nothing is known about the model, so say offline
+        raise SizingError(f"model '{model_id}' is not in the built-in catalog and {host} cannot be reached "
+                          f"(offline?); {hint}") from None
+    except (HfHubHTTPError, OSError) as exc:
         reason = type(exc).__name__
-        raise SizingError(f"model '{model_id}' is not in the built-in catalog and the Hub is unreachable ({reason}); {hint}") from None
+        raise SizingError(f"model '{model_id}' is not in the built-in catalog and the Hub did not answer ({reason}); "
+                          f"{hint}") from None
     cfg = load_config_file(path)
     if counts:
         cfg[SAFETENSORS_KEY] = counts

@@ -101,16 +101,16 @@ def print_plan(p: DeploymentPlan, arch: Architecture, kv_true: int, kv_seed: int
 
 
 def print_models(as_json: bool) -> None:
+    """The built-in catalog, ids whole and as the Hub spells them (plain columns: no cell is cut to the terminal)."""
     rows = []
-    for model_id, path in sorted(catalog.catalog_models().items()):
+    for model_id, path in sorted(catalog.catalog_ids().items(), key=lambda kv: kv[0].lower()):
         cfg = load_config_file(path)
         rows.append({"model": model_id, "model_type": cfg.get("model_type"), "config": path.name})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    t = Table(title="built-in model catalog (ids are case-insensitive)", box=box.SIMPLE)
-    for col in ("model", "model_type", "config"):
-        t.add_column(col)
-    for row in rows:
-        t.add_row(row["model"], row["model_type"], row["config"])
-    console.print(t)
+    widths = {col: max(len(col), *(len(str(r[col])) for r in rows)) for col in ("model", "model_type")}
+    print(f"built-in model catalog: {len(rows)} ids (case-insensitive; other ids are fetched from the Hub when online)")
+    print(f"{'model':<{widths['model']}}  {'model_type':<{widths['model_type']}}  config")
+    for r in rows:
+        print(f"{r['model']:<{widths['model']}}  {str(r['model_type']):<{widths['model_type']}}  {r['config']}")

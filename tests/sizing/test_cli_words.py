@@ -179,3 +179,41 @@ def test_every_suggestion_holds_the_workload_when_applied():
     for changes, words in exc.value.suggestions:
         p = plan(dataclasses.replace(w, **changes))
         assert f"on {p.nodes} x {p.instance_type} at TP {p.tensor_parallel_size}, ${p.fleet_hourly_usd:.4g}/h)" in words
+
+
+# --- the catalog and offline ids (issue 21 item 5) -----------------------------------------------------------------
+
+
+def test_list_models_prints_whole_ids_as_the_hub_spells_them(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["--list-models"]) == 0
+    out = capsys.readouterr().out
+    ids = [line.split()[0] for line in out.splitlines()[2:]]
+    # Spelled as on huggingface.co (https://huggingface.co/meta-llama/Llama-3.1-70B-Instruct, .../Qwen/Qwen3-1.7B,
+    # .../NousResearch/Meta-Llama-3-8B-Instruct), whole, however narrow the terminal.
+    for hub_id in ("meta-llama/Llama-3.1-70B-Instruct", "Qwen/Qwen3-1.7B", "NousResearch/Meta-Llama-3-8B-Instruct"):
+        assert hub_id in ids
+    assert "…" not in out and len(ids) == len({i.lower() for i in ids})
+
+
+def test_an_uncatalogued_id_offline_says_offline_not_missing(capsys, monkeypatch):
+    import socket
+
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def no_connection(*args, **kwargs):  # what hf_hub_download raises when DNS answers but nothing connects
+        raise LocalEntryNotFoundError("Cannot find the requested files in the local cache and outgoing traffic is off")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [])
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_connection)
+    err = bad(capsys, "--model", "someorg/some-model", "--max-model-len", "4096")
+    assert err.startswith("python -m sizing: error: model 'someorg/some-model' is not in the built-in catalog and "
+                          "huggingface.co cannot be reached (offline?); set --config to a local config.json, or use "
+                          "one of the ")
+    assert "does not exist" not in err and "LocalEntryNotFoundError" not in err
+    # A stack file reads the same problem in its own key names.
+    with pytest.raises(SizingError) as exc:
+        load_model_config("someorg/some-model")
+    assert "set config to a local config.json" in str(exc.value) and "--config" not in str(exc.value)
