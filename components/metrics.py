@@ -2,11 +2,11 @@
 
 Plain constants and functions returning PromQL strings (no Pulumi): the KEDA ScaledObject, the Prometheus rules and
 components/dashboards/vllm.json all take their queries from here, and tests/bench/test_metrics_live.py holds every
-vLLM name here against a real vLLM 0.19.1 server's /metrics (the GPU image's line), so a metric vLLM renames fails
+vLLM name here against a real vLLM server's /metrics of the GPU image's line (0.32.0) (the GPU image's line), so a metric vLLM renames fails
 a test instead of a dashboard going blank or an autoscaler going blind. DCGM names are held against the exporter's
 default counters (components/data/dcgm-default-counters.csv).
 
-vLLM's names, as vllm/v1/metrics/loggers.py 0.19.1 registers them (prometheus_client adds `_total` to counters and
+vLLM's names, as vllm/v1/metrics/loggers.py registers them (0.19.1 to 0.32.0: the same names) (prometheus_client adds `_total` to counters and
 `_bucket`/`_sum`/`_count` to histograms); two older names are gone there and must not be used:
 `vllm:gpu_cache_usage_perc` (now `vllm:kv_cache_usage_perc`) and `vllm:time_per_output_token_seconds` (now
 `vllm:inter_token_latency_seconds`, per token, and `vllm:request_time_per_output_token_seconds`, per request).
@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-# --- vLLM (v1 engine, 0.19.1) --------------------------------------------------------------------------------------
+# --- vLLM (v1 engine, 0.19.1-0.32.0) --------------------------------------------------------------------------------
 # Gauges: scheduler state per engine.
 NUM_REQUESTS_WAITING = "vllm:num_requests_waiting"  # requests queued, not yet scheduled (none of their KV allocated)
 NUM_REQUESTS_RUNNING = "vllm:num_requests_running"  # requests in the running batch
@@ -45,7 +45,7 @@ VLLM_METRICS: tuple[str, ...] = (
     NUM_PREEMPTIONS, TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY, REQUEST_TIME_PER_OUTPUT_TOKEN, E2E_REQUEST_LATENCY,
     REQUEST_QUEUE_TIME,
 )
-# Names older vLLM lines exported that 0.19.1 no longer does (a query using one shows nothing).
+# Names older vLLM lines exported that 0.19.1 and later no longer do (a query using one shows nothing).
 VLLM_REMOVED: tuple[str, ...] = ("vllm:gpu_cache_usage_perc", "vllm:time_per_output_token_seconds")
 
 # --- NVIDIA DCGM exporter (default counters) --------------------------------------------------------------------

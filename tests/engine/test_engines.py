@@ -20,11 +20,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = Path(__file__).with_name("real")
-# Which vLLM runs which suite: 0.16.0 is the Neuron image's (the serve app and the Neuron plans), 0.19.1 the GPU
+# Which vLLM runs which suite: 0.16.0 is the Neuron image's (the serve app and the Neuron plans), 0.32.0 the GPU
 # image's (`vllm serve` for the GPU plans).
 SUITES = {
     "0.16.0": ["test_serving.py", "test_neuron_args.py"],
-    "0.19.1": ["test_gpu_args.py"],
+    "0.32.0": ["test_gpu_args.py"],
 }
 TIMEOUT_S = 20 * 60
 

@@ -26,8 +26,9 @@ def words(text: str) -> str:
 
 
 def test_budget_json_contract(capsys):
+    # The truth is a vLLM 0.19.0 log (tests/sizing/data/vllm_logs/h100_v0_19.yaml): asked at that version.
     code, out, _ = run(capsys, "--model", "meta-llama/Llama-3.1-8B", "--accelerator", "h100", "--tp", "1",
-                       "--gpu-memory-utilization", "0.95", "--max-model-len", "8192", "--json")
+                       "--gpu-memory-utilization", "0.95", "--max-model-len", "8192", "--vllm-version", "0.19.0", "--json")
     assert code == 0
     d = json.loads(out)
     assert isinstance(d["parameters"], int) and d["parameters"] == 8_030_261_248

@@ -1,4 +1,4 @@
-"""Every GPU stack's `vllm serve` arguments, parsed by vLLM 0.19.1's own CLI (the GPU image's vLLM, CPU build).
+"""Every GPU stack's `vllm serve` arguments, parsed by vLLM 0.32.0's own CLI (the GPU image's vLLM, CPU build).
 
 components/model_server.py runs `vllm serve <args>` in vllm/vllm-openai; the arguments are parsed here exactly as
 that command does (vllm.entrypoints.cli.main: a FlexibleArgumentParser with the serve subcommand's parser from
