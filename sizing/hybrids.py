@@ -21,6 +21,7 @@ from .kv_cache import Attention, LayerCache
 from .state_cache import GatedDeltaNetState, IndexerKeys, Mamba2State, SparseMLA
 
 SSM_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+QWEN3_5_MAX_IMAGE_TOKENS = 16384
 
 
 def _ssm_bytes(cfg: dict, key: str) -> int | None:
@@ -165,6 +166,9 @@ def _qwen3_5(cfg: dict, *, moe: bool) -> Architecture:
         b = _Builder(arch.hidden_size, arch.num_layers, list(arch.tensors))
         _vision_tower(b, vision, _int(vision, "out_hidden_size", arch.hidden_size))
         object.__setattr__(arch, "tensors", tuple(b.tensors))
+        # vLLM profiles one largest image: "Encoder cache will be initialized with a budget of 16384 tokens, and
+        # profiled with 1 image items of the maximum feature size" (Qwen3.5-9B v0.19.0 and Qwen3.5-4B v0.29.0 logs).
+        arch.extras["mm_tokens_per_image"] = QWEN3_5_MAX_IMAGE_TOKENS
     if "quantization_config" in cfg and arch.quant is None:
         object.__setattr__(arch, "quant", _quant(cfg))
     return arch
