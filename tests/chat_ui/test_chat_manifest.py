@@ -12,6 +12,7 @@ from pathlib import Path
 
 from chat_ui.settings import ENV_NAMES, Settings, settings_from_env
 from components import gradio_ui
+from plan.stack import plan_stack
 from preview import render
 from tests.program.conftest import recorded
 
@@ -57,8 +58,9 @@ def test_the_app_reads_back_exactly_what_the_manifest_sets():
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     settings = settings_from_env(env)
-    _, plans, _ = recorded(GRADIO_STACK)
-    assert settings.base_url == plans[0].endpoint and settings.model == plans[0].spec.model
+    config, _, _ = recorded(GRADIO_STACK)
+    target = plan_stack(config).chat_targets[0]  # what the program hands the component
+    assert (settings.base_url, settings.model) == (target.endpoint, target.model)
     assert container["ports"][0]["containerPort"] == settings.server_port
     ours = {k for k in env if k.startswith("LLM_EKS_")}
     assert ours <= set(ENV_NAMES.values())
