@@ -606,6 +606,30 @@ def mistral3(cfg: dict) -> Architecture:
     return arch
 
 
+def glm4_moe(cfg: dict) -> Architecture:
+    """GLM-4.5 / 4.6 (vLLM glm4_moe.py): GQA with wide heads (heads x head_dim above hidden) and partial rope,
+    optional q/k norms; dense MLPs in the first first_k_dense_replace layers, then routed experts with one shared
+    MLP of moe_intermediate_size x n_shared_experts and a sigmoid router. The MTP layer is not loaded."""
+    c = _common(cfg)
+    layers, hidden = c["num_layers"], c["hidden_size"]
+    tied = bool(cfg.get("tie_word_embeddings", False))
+    experts, inter = _int(cfg, "n_routed_experts"), _int(cfg, "moe_intermediate_size")
+    dense = min(_int(cfg, "first_k_dense_replace", 1), layers)
+    n_moe = layers - dense
+    shared = inter * _int(cfg, "n_shared_experts", 1)
+    b = _Builder(hidden, layers)
+    b.embeddings(c["vocab_size"], tied)
+    b.gqa(c["num_heads"], c["num_kv_heads"], c["head_dim"], qkv_bias=bool(cfg.get("attention_bias")),
+          qk_norm=bool(cfg.get("use_qk_norm")))
+    b.gated_mlp(_int(cfg, "intermediate_size"), dense)
+    b.add("router", hidden, experts, n_moe, Shard.REPLICATED, Role.ROUTER)
+    b.gated_mlp(inter, n_moe * experts, Role.EXPERTS, "experts")
+    b.gated_mlp(shared, n_moe, Role.MLP, "shared_experts")
+    b.layer_norms(2)
+    moe = MoE(experts, _int(cfg, "num_experts_per_tok"), inter, shared, n_moe)
+    return _moe_arch(cfg, c, b, tied, moe, (None,) * layers)
+
+
 def phi(cfg: dict) -> Architecture:
     """Phi-1/2: parallel attention and MLP with biases everywhere, LayerNorm (weight and bias), an ungated MLP."""
     c = _common(cfg)
@@ -696,6 +720,7 @@ FAMILIES: dict[str, Callable[[dict], Architecture]] = {
     "gemma2": gemma2,
     "gemma3": gemma3,
     "gemma3_text": gemma3_text,
+    "glm4_moe": glm4_moe,
     "gpt_oss": gpt_oss,
     "llama4": llama4,
     "llama4_text": llama4_text,

@@ -295,11 +295,11 @@ def gpu_budget(
 
     ctx = cache_context(arch.caches, CacheContext(tp, kv_bytes, DTYPE_BYTES[dtype], f["block_size"]), version)
     kv = kv_cache_of(arch, ctx)
-    in_flight = f.get("in_flight_batches", 1) * tokens
-    check = f.get("kv_startup_check", "layers")
+    in_flight = f["in_flight_batches"] * tokens
+    check = f["kv_startup_check"]
     limits = Limits(max_model_len, in_flight)
     num_blocks = kv.num_blocks(kv_avail)
-    kv_tokens = kv.tokens(num_blocks, limits, f.get("kv_tokens_reported", "blocks"))
+    kv_tokens = kv.tokens(num_blocks, limits, f["kv_tokens_reported"])
     # Newer releases plan against the blocks left once BlockPool's null block is held back.
     usable = kv_avail - (kv.bytes_per_block if check == "groups" else 0)
 

@@ -90,3 +90,20 @@ def test_every_catalog_config_parses():
 
     for model_id, path in catalog_models().items():
         assert from_config(json.loads(path.read_text()), model_id).parameters > 0
+
+
+def test_glm4_moe_equals_transformers_on_the_glm_4_5_air_shape():
+    # No verbatim GLM-4.5-Air config.json was found; transformers' Glm4MoeConfig defaults are its shape (46 layers,
+    # 4096 hidden, 96 heads of 128, 8 KV heads, 128 experts of 1408 + 1 shared, first layer dense), with the qkv
+    # bias GLM-4.5-Air has (slime's glm4.5-106B-A12B script: --add-qkv-bias). transformers 5.25.0 builds
+    # Glm4MoeForCausalLM on the meta device with 106,852,245,504 parameters; zai-org/GLM-4.5: "106 billion total
+    # parameters and 12 billion active" (the MTP layer, which neither transformers nor vLLM builds, aside).
+    cfg = {"model_type": "glm4_moe", "vocab_size": 151552, "hidden_size": 4096, "intermediate_size": 10944,
+           "num_hidden_layers": 46, "num_attention_heads": 96, "num_key_value_heads": 8, "head_dim": 128,
+           "moe_intermediate_size": 1408, "n_routed_experts": 128, "n_shared_experts": 1, "first_k_dense_replace": 1,
+           "use_qk_norm": False, "attention_bias": True, "max_position_embeddings": 131072, "num_experts_per_tok": 8,
+           "partial_rotary_factor": 0.5, "torch_dtype": "bfloat16"}
+    arch = from_config(cfg)
+    assert arch.parameters == 106_852_245_504
+    assert arch.active_parameters / 1e9 == pytest.approx(12, abs=1.5)
+    assert arch.rotary_dim == 64
