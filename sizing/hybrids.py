@@ -298,9 +298,9 @@ def deepseek_v32(cfg: dict) -> Architecture:
     heads, dim = _int(cfg, "index_n_heads"), _int(cfg, "index_head_dim")
     b = _Builder(hidden, layers, list(arch.tensors))
     b.add("indexer.wq_b", int(cfg["q_lora_rank"]), heads * dim, layers, Shard.REPLICATED, Role.ATTENTION)
-    b.add("indexer.wk", hidden, dim, layers, Shard.REPLICATED, Role.ATTENTION)
+    # vLLM fuses wk and weights_proj into one unquantized GEMM (fp8 wk is upcast to the model dtype at load).
+    b.add("indexer.wk_weights_proj", hidden, dim + heads, layers, Shard.REPLICATED, Role.ROUTER)
     b.add("indexer.k_norm", 1, 2 * dim, layers, Shard.REPLICATED, Role.NORM)
-    b.add("indexer.weights_proj", hidden, heads, layers, Shard.REPLICATED, Role.ROUTER)
     mla: MLA = arch.mla  # type: ignore[assignment]
     caches: list[LayerCache] = []
     for _ in range(layers):

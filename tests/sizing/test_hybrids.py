@@ -287,3 +287,25 @@ def test_a_longer_context_never_needs_less_or_holds_more(model, version, a, b):
     s, l_ = (gpu_budget(arch, accelerator("h100"), max_model_len=n, vllm_version=version) for n in (short, long_))
     assert l_.needed_kv_gib >= s.needed_kv_gib
     assert l_.max_concurrency <= s.max_concurrency + 1e-9
+
+
+# --- the CLI: every hybrid family at every modelled release ----------------------------------------------------
+
+CLI_CASES = [("Qwen--Qwen3-Next-80B-A3B-Instruct", "h100", 4), ("Qwen--Qwen3.5-9B", "l40s", 1),
+             ("Qwen--Qwen3.6-35B-A3B", "h100", 1), ("ibm-granite--granite-4.0-h-small", "h100", 1),
+             ("nvidia--NVIDIA-Nemotron-Nano-9B-v2", "l40s", 1), ("deepseek-ai--DeepSeek-V3.2-Exp", "h100", 8)]
+
+
+@pytest.mark.parametrize("version", ["0.19.1", "0.22.0", "0.26.0", "0.29.0", "0.32.0"])
+@pytest.mark.parametrize("name, gpu, tp", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_budget_answers_every_hybrid_at_every_release(capsys, name, gpu, tp, version):
+    import json
+
+    from sizing.catalog import MODELS
+    from sizing.cli import main
+
+    code = main(["--config", str(MODELS / f"{name}.json"), "--accelerator", gpu, "--tp", str(tp),
+                 "--gpu-memory-utilization", "0.9", "--max-model-len", "16384", "--vllm-version", version, "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert code == 0 and d["vllm_version"] == version
+    assert d["block_size"] % 16 == 0 and (d["max_num_seqs_cap"] is None) == (version == "0.19.1" or "DeepSeek" in name)
