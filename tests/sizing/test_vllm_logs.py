@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from sizing.architecture import from_config
-from sizing.catalog import accelerator
+from sizing.catalog import accelerator, load_config_file
 from sizing.errors import SizingError
 from sizing.memory import gpu_budget
 
-from .ground_truth import config_for, runs
+from .ground_truth import LOGS, config_for, runs
 
 H100 = accelerator("h100")
 
@@ -106,3 +107,17 @@ def test_the_architectures_of_issue_15_are_held_against_their_logs():
     # sliding/full attention, sinks) are compared above, not skipped for want of a config.
     types = {config_for(r["model"])[0]["model_type"] for r in COMPARABLE}
     assert {"gemma3", "gpt_oss", "llama4", "mistral3"} <= types, types
+
+
+ATTENTION_KIND_RUNS = yaml.safe_load((LOGS / "attention_kinds.yaml").read_text())
+
+
+@pytest.mark.parametrize("run", ATTENTION_KIND_RUNS, ids=lambda r: r["id"])
+def test_attention_kind_runs_on_other_gpus_and_releases(run):
+    arch = from_config(load_config_file(LOGS / "configs" / run["config"]), run["model"])
+    old = tuple(int(p) for p in run["vllm_version"].split(".")[:2]) < (0, 19)
+    budget = gpu_budget(arch, accelerator(run["accelerator"]), max_model_len=8192,
+                        tensor_parallel_size=run["tensor_parallel_size"],
+                        vllm_version=None if old else run["vllm_version"])  # older lines: the load path only
+    assert "weights" in run["checks"]
+    assert _rel(budget.weights_gib, run["logged"]["weights_gib"]) <= 0.01, (budget.weights_gib, run["logged"])
