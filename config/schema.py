@@ -166,6 +166,18 @@ class Replicas(_Model):
         return self
 
 
+def _group(prefix: str, name: str) -> type[_Model]:
+    """A nested key group of a model (`slo`, `load`): the sizing settings whose stack key is `prefix.<key>`, each
+    typed, bounded and described by its one description (sizing/settings.py)."""
+    members = [s for s in SETTINGS if (s.stack or "").startswith(prefix + ".")]
+    return create_model(name, __base__=_Model, __module__=__name__,  # type: ignore[call-overload]
+                        **{to_snake(s.stack.split(".", 1)[1]): _field(s) for s in members})
+
+
+Slo = _group("slo", "Slo")  # the latency target: ttftP90Ms, itlMs
+Load = _group("load", "Load")  # the load it holds for: inputTokens, outputTokens, requestsPerSecond
+
+
 class Autoscaling(_Model):
     """Overrides of the autoscaler's per-replica thresholds (defaults come from the plan's KV-cache prediction)."""
 
@@ -193,6 +205,8 @@ class Model(_SizingKeys):  # type: ignore[valid-type, misc]
     sizing/settings.py), and how to run it."""
 
     replicas: Replicas = Replicas()
+    slo: Slo = Slo()  # type: ignore[valid-type]
+    load: Load = Load()  # type: ignore[valid-type]
     autoscaling: Autoscaling = Autoscaling()  # used when replicas.max > replicas.min
     capacity_type: Literal["on-demand", "spot"] = "on-demand"
     extra_engine_args: list[str] = []

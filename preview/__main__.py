@@ -39,6 +39,13 @@ def _print_plans(plans: list[ModelPlan]) -> None:
     for p in plans:
         console.rule(f"[bold]{p.name}[/]: {p.spec.model} via {'vLLM' if p.server == 'vllm' else 'Ray Serve + vLLM'}")
         console.print(p.plan.explanation)
+        if p.plan.performance:
+            f = p.plan.performance
+            console.print(f"[bold]predicted[/] p90 TTFT {f['ttft_p90_ms']:g} ms, ITL {f['itl_ms']:g} ms, "
+                          f"{f['output_tokens_per_s']:,.0f} output tokens/s, up to {f['max_requests_per_second']:.3g} "
+                          f"requests/s; ${f['usd_per_million_output_tokens']:.3g} per million output tokens, "
+                          f"${f['usd_per_million_input_tokens']:.3g} per million input; bound: {f['binding']}",
+                          highlight=False)
         console.print(budget_table(p.plan.memory))
         what = "vllm serve" if p.server == "vllm" else "vllm-neuron engine (Ray Serve app settings)"
         console.print(f"[bold]{what}[/] {' '.join(p.server_args)}")

@@ -120,6 +120,19 @@ def _budget(args: argparse.Namespace, arch: Architecture) -> GpuBudget | NeuronB
     )
 
 
+def _performance(args: argparse.Namespace, arch: Architecture, budget: GpuBudget | NeuronBudget) -> dict | None:
+    """One replica on this accelerator at --concurrency users (or --requests-per-second), with $ per million tokens
+    at the cheapest instance type that holds the replica (sizing/performance.py)."""
+    if not (args.input_tokens and args.output_tokens):
+        return None
+    from .performance import replica_figures
+
+    return replica_figures(arch, catalog.accelerator(args.accelerator), budget, args.quantization,
+                           input_tokens=args.input_tokens, output_tokens=args.output_tokens,
+                           concurrency=None if args.requests_per_second else args.concurrency,
+                           requests_per_second=args.requests_per_second)
+
+
 def _plan(args: argparse.Namespace, name: str, arch: Architecture) -> DeploymentPlan:
     given = {s.key: getattr(args, s.key) for s in SETTINGS if s.flag and s.key not in SOURCE_KEYS}
     return plan(Workload(model=name, arch=arch, **given))
@@ -153,14 +166,18 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not (args.model or args.config):
         parser.error("one of --model or --config is required")
+    if args.max_model_len is None and args.input_tokens and args.output_tokens:
+        args.max_model_len = args.input_tokens + args.output_tokens  # the load's requests, and no longer ones
     if args.max_model_len is None:
-        parser.error("--max-model-len is required")
+        parser.error("--max-model-len is required (or --input-tokens and --output-tokens)")
     try:
         name, arch = _architecture(args)
         if args.accelerator:
             budget = _budget(args, arch)
+            performance = _performance(args, arch, budget)
             if args.json:
-                print(json.dumps(_budget_json(arch, budget), indent=2))
+                print(json.dumps({**_budget_json(arch, budget), **({"performance": performance} if performance else {})},
+                                 indent=2))
             else:
                 from .report import print_budget
 

@@ -16,7 +16,7 @@ import re
 # description of each setting (sizing/settings.py).
 from .settings import CLI_NAMES, STACK_NAMES  # noqa: F401 (re-exported)
 
-_KEY = re.compile(r"«([a-z_]+)»")
+_KEY = re.compile(r"«([a-z0-9_]+)»")
 
 
 def key(key_id: str) -> str:

@@ -274,6 +274,31 @@ def engine_for(arch: Architecture, accel: Accelerator, budget, fmt: WeightFormat
                   kv_capacity_tokens=max(budget.kv_cache_tokens, 0), efficiency=eff or efficiency(accel))
 
 
+def replica_figures(arch: Architecture, accel: Accelerator, budget, quantization: str | None, *, input_tokens: int,
+                    output_tokens: int, concurrency: int | None = None,
+                    requests_per_second: float | None = None) -> dict[str, Any]:
+    """The CLI's `performance` object for one replica of a budget: latency, tokens/s, and $ per million tokens on
+    the cheapest instance type with enough of these accelerators (its price split over the replicas it holds)."""
+    from .weights import resolve_format
+
+    e = engine_for(arch, accel, budget, resolve_format(arch, budget.dtype, quantization))
+    p = predict(e, input_tokens=input_tokens, output_tokens=output_tokens, concurrency=concurrency,
+                requests_per_second=requests_per_second)
+    devices = math.ceil(budget.tensor_parallel_size / accel.cores)
+    homes = [i for i in catalog.instances().values() if i.accelerator.key == accel.key and i.count >= devices]
+    home = min(homes, key=lambda i: i.hourly_usd / (i.count // devices), default=None)
+    usd = home.hourly_usd / (home.count // devices) if home else None
+    out = {k: round(v, 3) if isinstance(v, float) else v for k, v in p.to_dict().items()}
+    out.update(instance_type=home.name if home else None, replica_hourly_usd=round(usd, 4) if usd else None,
+               usd_per_million_output_tokens=_round4(usd_per_million(usd, p.output_tokens_per_s)) if usd else None,
+               usd_per_million_input_tokens=_round4(usd_per_million(usd, p.input_tokens_per_s)) if usd else None)
+    return out
+
+
+def _round4(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
 # --- the published measurements, the fit and its error ------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from . import catalog
+from . import catalog, slo
 from .budget import rules_for, tp_options
 from .catalog import GIB, InstanceType
 from .errors import SizingError
@@ -86,7 +86,8 @@ def _plan(w: Workload) -> DeploymentPlan:
     fits = [o for o in all_opts if o.problem is None]
     chosen = _choose(w, fits, n_hi)
     if chosen is None:
-        raise no_fit(w, all_opts, fits, n_hi, vendor_label)
+        where = f"«instance_type» {w.instance_type}" if w.instance_type else f"the {vendor_label} catalog"
+        raise slo.unmet(w, all_opts, where) or no_fit(w, all_opts, fits, n_hi, vendor_label)
     rejected = _rejections(w, candidates, by_instance, chosen, n_hi)
     alternative = _cheaper_unpinned(w, chosen)
     return _assemble(w, chosen, checkpoint, rejected, alternative, vendor_label)
@@ -154,10 +155,26 @@ def _evaluate(w: Workload, inst: InstanceType, checkpoint: float, n_lo: int) -> 
             else:
                 lo = mid + 1
         b, _, share = attempt(lo)
+        outcome, binding = None, "memory"
+        target = slo.target_of(w)
+        if target is not None:  # the fewest replicas from `lo` up whose share meets the latency target and the rate
+            outcome, binding = slo.fewest_replicas(target, inst, w.arch, lambda s: _held(attempt(s)), lo,
+                                                   w.max_replicas, w.quantization)
+            if not outcome.ok:
+                out.append(Option(inst, tp, slo.miss_words(outcome), math.inf, b, host, share=share, outcome=outcome))
+                continue
+            lo = outcome.replicas
+            b, _, share = attempt(lo)
         nodes = fleet_nodes(lo, host.slots, w.spread_zones)
         out.append(Option(inst, tp, None, 0.0, b, host, replicas=lo, share=share, nodes=nodes,
-                          cost=nodes * inst.hourly_usd))
+                          cost=nodes * inst.hourly_usd, outcome=outcome, binding=binding))
     return out
+
+
+def _held(attempt_result):
+    """The budget of an `attempt` when one replica holds its share, else None."""
+    b, problem, _ = attempt_result
+    return b if b is not None and problem is None else None
 
 
 def _choose(w: Workload, fits: list[Option], n_hi: int) -> Option | None:
@@ -209,6 +226,8 @@ def _assemble(w: Workload, chosen: Option, checkpoint: float, rejected: list[Rej
     b = chosen.budget
     host = chosen.host
     dtype_bytes = DTYPE_BYTES[b.dtype]
+    figures = (slo.fleet_figures(slo.target_of(w), chosen.outcome, chosen.cost, chosen.binding)
+               if chosen.outcome is not None else None)
     return DeploymentPlan(
         model=w.model,
         model_type=w.arch.model_type,
@@ -237,7 +256,8 @@ def _assemble(w: Workload, chosen: Option, checkpoint: float, rejected: list[Rej
         hourly_usd=chosen.instance.hourly_usd,
         memory=b,
         rejected=tuple(rejected),
-        explanation_template=explain(w, chosen, vendor_label, alternative),
+        explanation_template=explain(w, chosen, vendor_label, alternative) + (
+            " " + slo.summary(figures, chosen.replicas, rejected) if figures else ""),
         rules_of_thumb=tuple(seed_estimates(w.arch, dtype_bytes, w.max_model_len, chosen.share)),
         replicas=chosen.replicas,
         nodes=chosen.nodes,
@@ -251,4 +271,5 @@ def _assemble(w: Workload, chosen: Option, checkpoint: float, rejected: list[Rej
         weight_format=b.weight_format,
         vllm_quantization=b.vllm_quantization,
         utilization_note=utilization_note(w, chosen),
+        performance=figures,
     )

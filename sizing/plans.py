@@ -50,6 +50,11 @@ class Workload:
     min_replicas: int = 1
     max_replicas: int = 1
     spread_zones: int = 1
+    input_tokens: int | None = None  # the load and the latency target (sizing/slo.py); all None: memory only
+    output_tokens: int | None = None
+    requests_per_second: float | None = None
+    ttft_p90_ms: float | None = None
+    itl_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class DeploymentPlan:
     weight_format: str = ""  # what the weights are in memory (the checkpoint's format, or on-the-fly fp8)
     vllm_quantization: str | None = None  # the --quantization value passed to vLLM, if any
     utilization_note: str | None = None  # why gpu_memory_utilization differs from vLLM's default
+    performance: dict | None = None  # predicted latency, throughput and $ per million tokens (sizing/slo.py)
 
     @property
     def explanation(self) -> str:
@@ -179,6 +185,7 @@ class DeploymentPlan:
                 for r in self.rejected
             ],
             "explanation": self.explain(names),
+            "performance": self.performance,
             "workload_gib": round(self.workload_gib, 2),
             "rules_of_thumb": [
                 {"name": r.name, "formula": r.formula, "total_gib": round(r.total_gib, 2),
@@ -205,6 +212,8 @@ class Option:
     share: int = 0
     nodes: int = 0
     cost: float = math.inf
+    outcome: Any = None  # sizing/slo.py Outcome at `replicas`, when the workload gives a load
+    binding: str = "memory"  # the bound that set `replicas`: memory, throughput, ITL, TTFT
 
     @property
     def slots(self) -> int:

@@ -77,6 +77,12 @@ def print_plan(p: DeploymentPlan, arch: Architecture, kv_true: int, kv_seed: int
     t.add_row("node root volume", f"{p.node_disk_gib} GiB gp3 (image + {p.checkpoint_gib:.1f} GiB checkpoint)")
     t.add_row("cost", f"fleet ${p.fleet_hourly_usd:.4g}/h, ${p.fleet_monthly_usd:,.0f}/month ({p.nodes} x ${p.hourly_usd:.4g}/h, "
               f"{HOURS_PER_MONTH} h a month), on-demand {catalog.prices_as_of()} us-east-1")
+    if p.performance:
+        f = p.performance
+        t.add_row("predicted", f"p90 TTFT {f['ttft_p90_ms']:g} ms, ITL {f['itl_ms']:g} ms, {f['output_tokens_per_s']:,.0f} "
+                  f"output tokens/s, up to {f['max_requests_per_second']:.3g} requests/s; "
+                  f"${f['usd_per_million_output_tokens']:.3g} / ${f['usd_per_million_input_tokens']:.3g} per million "
+                  f"output / input tokens; bound: {f['binding']}")
     if p.pinned:
         t.add_row("pinned", render(p.cheapest_alternative, names) if p.cheapest_alternative
                   else "the pinned instance type is also the cheapest fleet")

@@ -52,6 +52,14 @@ class Outcome:
         return self.performance is not None and not self.misses
 
 
+def target_of(w) -> Target | None:
+    """The workload's load and latency target (sizing/plans.py Workload), or None when it gives no request shape."""
+    if w.input_tokens is None or w.output_tokens is None:
+        return None
+    return Target(w.input_tokens, w.output_tokens, None if w.requests_per_second else w.concurrency,
+                  w.requests_per_second, w.ttft_p90_ms, w.itl_ms)
+
+
 def replica_load(t: Target, replicas: int) -> tuple[int | None, float | None]:
     """(users, requests/s) one of `replicas` replicas carries."""
     if t.requests_per_second is not None:
@@ -109,7 +117,8 @@ def fewest_replicas(t: Target, inst: InstanceType, arch, budget_at, n_mem: int, 
 
 
 def miss_words(o: Outcome) -> str:
-    """`ITL 41.2 ms > «itl_ms» 30 (misses by 11.2 ms)`, one per bound missed."""
+    """`at 100 replicas (0.2 requests/s each): ITL 41.2 ms > «itl_ms» 30 (misses by 11.2 ms)`, one per bound
+    missed."""
     words = []
     for bound, got, allowed in o.misses:
         if bound == "ITL":
@@ -121,7 +130,33 @@ def miss_words(o: Outcome) -> str:
         else:
             words.append(f"one replica's memory cannot hold {got:g} requests")
     per = f"at {o.replicas} replica{'s' if o.replicas > 1 else ''}"
+    if o.performance is not None:
+        p = o.performance
+        per += f" ({p.requests_per_second:.3g} requests/s, {p.concurrency:.3g} at once, each)"
     return f"{per}: " + "; ".join(words)
+
+
+def summary(f: dict, replicas: int, rejected=()) -> str:
+    """The plan's sentence on its load: latency against the target, throughput, $ per million tokens, the bound
+    that set the replica count, and what the next cheaper instance type misses (settings as «key»)."""
+    load = (f"{f['requests_per_second']:g} requests/s" if f["requests_per_second"] else
+            f"{f['concurrency']} concurrent users")
+    r = f["replica"]
+    slo = []
+    for key, got, unit in (("ttft_p90_ms", f["ttft_p90_ms"], "p90 TTFT"), ("itl_ms", f["itl_ms"], "ITL")):
+        target = f[f"{key}_target"]
+        slo.append(f"{unit} {got:g} ms" + (f" (target «{key}» {target:g})" if target is not None else ""))
+    text = (f"At {load} of {f['input_tokens']} + {f['output_tokens']} tokens each of the {replicas} replicas runs "
+            f"{r['concurrency']:.3g} requests at once: {', '.join(slo)}; the fleet makes {f['output_tokens_per_s']:,.0f} "
+            f"output tokens/s and sustains {f['max_requests_per_second']:.3g} requests/s before queueing, "
+            f"${f['usd_per_million_output_tokens']:.3g} per million output tokens (${f['usd_per_million_input_tokens']:.3g} "
+            f"per million input). The replica count is set by {f['binding'] if f['binding'] != 'memory' else 'memory'}"
+            f" (predicted: sizing/performance.py, errors in the README).")
+    slo_rejected = [x for x in rejected if "misses by" in x.template or "before requests queue" in x.template]
+    if slo_rejected:
+        nearest = max(slo_rejected, key=lambda x: x.hourly_usd)
+        text += f" The next cheaper instance type that holds it in memory, {nearest.instance_type}, {nearest.template}."
+    return text
 
 
 def fleet_figures(t: Target, o: Outcome, fleet_hourly_usd: float, bound: str) -> dict:
@@ -151,3 +186,27 @@ def fleet_figures(t: Target, o: Outcome, fleet_hourly_usd: float, bound: str) ->
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
+
+
+KEYS = {"ITL": "itl_ms", "TTFT": "ttft_p90_ms", "throughput": "requests_per_second"}
+
+
+def unmet(w, options: list, where: str):
+    """The error when memory holds the model somewhere but no fleet within the replica bound meets the target: the
+    closest option and what it misses by, naming the setting that binds; None when memory is what fails."""
+    from .errors import SizingError
+
+    if any(o.problem is None for o in options):
+        return None
+    missed = [o for o in options if o.outcome is not None and o.outcome.misses]
+    if not missed:
+        return None
+    closest = min(missed, key=lambda o: (max(got / allowed for _, got, allowed in o.outcome.misses if allowed),
+                                         o.instance.hourly_usd))
+    bound = closest.outcome.misses[0][0]
+    key = KEYS.get(bound, "max_replicas")
+    if key == "requests_per_second" and w.requests_per_second is None:
+        key = "concurrency"
+    return SizingError(f"no fleet from {where} meets the target at this load within «max_replicas» {w.max_replicas}; "
+                       f"closest is {closest.instance.name} at TP {closest.tp}, {miss_words(closest.outcome)}; relax "
+                       f"«{key}», or allow more replicas, or a faster accelerator («vendor» any)", key=key)

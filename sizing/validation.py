@@ -31,6 +31,7 @@ def validate(w: Workload, candidates: list[InstanceType], vendor_label: str) -> 
     if w.max_hourly_usd is not None and w.max_hourly_usd <= 0:
         raise SizingError(f"«max_hourly_usd» must be positive (got {w.max_hourly_usd:g})", key="max_hourly_usd")
     check_context(w.arch, w.max_model_len)
+    check_load(w)
     facts_for(w.vllm_version)  # an invalid vLLM version is the binding reason, whatever the instance
     if w.dtype not in DTYPES:
         raise SizingError(f"«dtype» '{w.dtype}' is not one of {', '.join(DTYPES)}", key="dtype")
@@ -63,3 +64,17 @@ def validate(w: Workload, candidates: list[InstanceType], vendor_label: str) -> 
             raise SizingError(f"«tensor_parallel_size» {tp} fits no {where}: tensor parallelism needs {tp} {what} "
                               f"in one node (a power of two on GPUs), and the most here is {most}",
                               key="tensor_parallel_size")
+
+
+def check_load(w: Workload) -> None:
+    """A latency target or a request rate is planned for a request shape: input and output tokens, within the
+    context."""
+    asks = [k for k in ("requests_per_second", "ttft_p90_ms", "itl_ms") if getattr(w, k) is not None]
+    shape = (w.input_tokens, w.output_tokens)
+    if (asks or any(x is not None for x in shape)) and None in shape:
+        missing = "input_tokens" if w.input_tokens is None else "output_tokens"
+        why = f"«{asks[0]}» is planned for" if asks else "the load needs"
+        raise SizingError(f"{why} a request shape: set «input_tokens» and «output_tokens»", key=missing)
+    if None not in shape and w.input_tokens + w.output_tokens > w.max_model_len:
+        raise SizingError(f"«input_tokens» {w.input_tokens} + «output_tokens» {w.output_tokens} exceed «max_model_len» "
+                          f"{w.max_model_len}", key="max_model_len")

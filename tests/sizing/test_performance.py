@@ -100,3 +100,31 @@ def test_unknown_accelerator_has_vendor_factors():
     """L4 has no published row here: it uses the NVIDIA factors, and says so."""
     assert efficiency(catalog.accelerator("l4")).fitted_on == "nvidia"
     assert efficiency(catalog.accelerator("inferentia2")).fitted_on == "inferentia2"
+
+
+def test_shape_against_the_real_cpu_engine():
+    """tests/sizing/data/engine_shape_sweep.json is vLLM 0.32.0 (CPU build) on a random-weight Llama, measured by
+    tools/engine_shape_sweep.py: ITL rises with the batch and TTFT with the prompt. The model, on the same
+    architecture, rises the same way. Shape only: a CPU is not an accelerator of the catalog."""
+    import json
+    from pathlib import Path
+
+    from sizing.architecture import from_config
+
+    sweep = json.loads((Path(__file__).parent / "data" / "engine_shape_sweep.json").read_text(encoding="utf-8"))
+    itl = [v for _, v in sorted((int(k), v) for k, v in sweep["itl_ms_by_batch"].items())]
+    ttft = [v for _, v in sorted((int(k), v) for k, v in sweep["ttft_ms_by_prompt"].items())]
+    assert itl == sorted(itl) and ttft == sorted(ttft)  # what the engine measured
+
+    cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "torch_dtype": "bfloat16", "rms_norm_eps": 1e-5,
+           "rope_theta": 10000.0, **sweep["model"]}
+    arch = from_config(cfg, "random-llama")
+    a = catalog.accelerator("l4")
+    b = gpu_budget(arch, a, max_model_len=2048)
+    e = engine_for(arch, a, b, resolve_format(arch, b.dtype))
+    batches = sorted(int(k) for k in sweep["itl_ms_by_batch"])
+    prompts = sorted(int(k) for k in sweep["ttft_ms_by_prompt"])
+    p_itl = [predict(e, input_tokens=32, output_tokens=64, concurrency=c).itl_ms for c in batches]
+    p_ttft = [predict(e, input_tokens=i, output_tokens=1, concurrency=1).ttft_ms for i in prompts]
+    assert p_itl == sorted(p_itl) and p_itl[-1] > p_itl[0]
+    assert p_ttft == sorted(p_ttft) and p_ttft[-1] > p_ttft[0]
