@@ -32,6 +32,7 @@ class CacheContext:
     mamba_cache_mode: str = "none"  # state pages a request holds: none 1, align 2, all one per block (state_cache.py)
     mamba2_checkpoint: bool = False  # Mamba2 layers hold one more state page in align mode (v0.32)
     mamba_ssm_bytes: int | None = None  # --mamba-ssm-cache-dtype as the model resolves it; None: the model dtype
+    compute_capability: int | None = None  # of the GPU (89, 90, 100, 120): some caches follow the backend it gets
 
 
 @dataclass(frozen=True)

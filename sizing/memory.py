@@ -293,7 +293,8 @@ def gpu_budget(
     cudagraph = _cudagraph_gib(arch, f) * GIB
     kv_avail = requested - weights - activation - non_torch - (cudagraph if f["cudagraph_in_budget"] else 0)
 
-    ctx = cache_context(arch.caches, CacheContext(tp, kv_bytes, DTYPE_BYTES[dtype], f["block_size"]), version)
+    ctx = cache_context(arch.caches, CacheContext(tp, kv_bytes, DTYPE_BYTES[dtype], f["block_size"],
+                                                     compute_capability=accel.compute_capability), version)
     kv = kv_cache_of(arch, ctx)
     in_flight = f["in_flight_batches"] * tokens
     check = f["kv_startup_check"]

@@ -149,13 +149,16 @@ INDEXER_QUANT_BLOCK = 128  # fp8 keys with one fp32 scale per 128 values
 
 @dataclass(frozen=True)
 class SparseMLA(LayerCache):
-    """DeepSeek-V3.2's MLA cache on the FlashMLA sparse backend: a quantized --kv-cache-dtype (fp8) is served as
-    fp8_ds_mla, 656 bytes per token; auto keeps kv_lora_rank + rope dims in the model dtype."""
+    """DeepSeek-V3.2's MLA cache, as the sparse MLA backend vLLM picks stores it (platforms/cuda.py priorities):
+    Hopper's FlashMLA sparse serves a quantized --kv-cache-dtype (fp8) as fp8_ds_mla, 656 bytes per token;
+    Blackwell's FlashInfer sparse keeps plain fp8 (576); the RTX PRO 6000's (SM120) backend takes only fp8_ds_mla,
+    even for auto; otherwise kv_lora_rank + rope dims in the model dtype."""
 
     head_size: int  # kv_lora_rank + qk_rope_head_dim
 
     def spec(self, ctx: CacheContext) -> MLAAttentionSpec:
-        if ctx.kv_bytes == 1:
+        cc = ctx.compute_capability or 90
+        if cc >= 120 or (ctx.kv_bytes == 1 and cc < 100):
             return MLAAttentionSpec(ctx.block_size, 1, FP8_DS_MLA_BYTES, 0, 1)
         return Attention(1, self.head_size, mla=True).spec(ctx)  # type: ignore[return-value]
 

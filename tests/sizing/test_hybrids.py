@@ -309,3 +309,17 @@ def test_cli_budget_answers_every_hybrid_at_every_release(capsys, name, gpu, tp,
     d = json.loads(capsys.readouterr().out)
     assert code == 0 and d["vllm_version"] == version
     assert d["block_size"] % 16 == 0 and (d["max_num_seqs_cap"] is None) == (version == "0.19.1" or "DeepSeek" in name)
+
+
+def test_deepseek_v32_mla_cache_follows_the_sparse_backend_of_the_gpu():
+    a = _arch("deepseek-ai/DeepSeek-V3.2-Exp")
+
+    def per_token(kv_bytes, cc):
+        ctx = cache_context(a.caches, CacheContext(8, kv_bytes, 2, 16, compute_capability=cc), "0.32")
+        return kv_cache_of(a, ctx).kv_bytes_per_token // 61 - 132  # the MLA layer's share, indexer aside
+
+    # Hopper: FlashMLA sparse, fp8 -> fp8_ds_mla (656); Blackwell: FlashInfer sparse, plain fp8 (576);
+    # RTX PRO 6000 (SM120): FLASHINFER_MLA_SPARSE_SM120 requires fp8_ds_mla, auto included.
+    assert [per_token(2, 90), per_token(1, 90)] == [1152, 656]
+    assert [per_token(2, 100), per_token(1, 100)] == [1152, 576]
+    assert [per_token(2, 120), per_token(1, 120)] == [656, 656]
