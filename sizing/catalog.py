@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +188,7 @@ def _from_hub(model_id: str) -> dict:
         raise SizingError(f"model '{model_id}' is not in the built-in catalog and {host} cannot be reached (offline?); {hint}") from None
     try:
         path = hf_hub_download(model_id, "config.json")
-        counts = _safetensors_parameters(model_id)
+        counts = _safetensors_parameters(model_id, load_config_file(path))
     except RepositoryNotFoundError:
         raise SizingError(f"model '{model_id}' does not exist on the Hugging Face Hub, or is gated or private (set "
                           "HF_TOKEN to a token that may read it)") from None
@@ -204,16 +205,38 @@ def _from_hub(model_id: str) -> dict:
     return cfg
 
 
-def _safetensors_parameters(model_id: str) -> dict[str, int] | None:
+def _safetensors_parameters(model_id: str, cfg: dict) -> dict[str, int] | None:
     """The checkpoint's exact parameter counts per dtype from its safetensors headers (nothing is downloaded but
-    the headers); None for a repo without safetensors, whose weights then come from the architecture."""
+    the headers), of the tensors vLLM loads; None for a repo without safetensors, whose weights then come from
+    the architecture."""
     from huggingface_hub import get_safetensors_metadata
     from huggingface_hub.errors import NotASafetensorsRepoError
 
     try:
-        return dict(get_safetensors_metadata(model_id).parameter_count)
+        meta = get_safetensors_metadata(model_id)
     except NotASafetensorsRepoError:
         return None
+    return served_parameter_counts(meta, cfg)
+
+
+_MTP = re.compile(r"(^|\.)mtp\.")
+_LAYER = re.compile(r"(^|\.)layers\.(\d+)\.")
+
+
+def served_parameter_counts(meta: Any, cfg: dict) -> dict[str, int]:
+    """Per-dtype counts of a checkpoint's tensors less its multi-token-prediction layers, which vLLM loads only
+    as a speculative drafter: `mtp.*` (Qwen3-Next, Qwen 3.5, Nemotron-H) and, with num_nextn_predict_layers,
+    decoder layers numbered from num_hidden_layers (DeepSeek-V3, GLM-4.5)."""
+    text = cfg.get("text_config") or cfg
+    extra_from = int(text.get("num_hidden_layers") or 0) if text.get("num_nextn_predict_layers") else None
+    counts: dict[str, int] = {}
+    for file in meta.files_metadata.values():
+        for name, tensor in file.tensors.items():
+            layer = _LAYER.search(name)
+            if _MTP.search(name) or (extra_from is not None and layer and int(layer.group(2)) >= extra_from):
+                continue
+            counts[tensor.dtype] = counts.get(tensor.dtype, 0) + tensor.parameter_count
+    return counts
 
 
 def load_model_config(model_id: str) -> tuple[dict, str]:

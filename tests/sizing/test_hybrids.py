@@ -323,3 +323,26 @@ def test_deepseek_v32_mla_cache_follows_the_sparse_backend_of_the_gpu():
     assert [per_token(2, 90), per_token(1, 90)] == [1152, 656]
     assert [per_token(2, 100), per_token(1, 100)] == [1152, 576]
     assert [per_token(2, 120), per_token(1, 120)] == [656, 656]
+
+
+def test_hub_counts_leave_out_the_multi_token_prediction_layers():
+    """vLLM loads mtp.* (and DeepSeek's extra layer 61) only as a speculative drafter: the served weights of a Hub
+    model are its safetensors counts less those tensors."""
+    from huggingface_hub.utils import SafetensorsFileMetadata, SafetensorsRepoMetadata, TensorInfo
+
+    from sizing.catalog import served_parameter_counts
+
+    def meta(tensors):
+        infos = {n: TensorInfo(dtype=d, shape=[k], data_offsets=(0, 0)) for n, (d, k) in tensors.items()}
+        return SafetensorsRepoMetadata(metadata=None, sharded=False, weight_map=dict.fromkeys(infos, "m"),
+                                       files_metadata={"m": SafetensorsFileMetadata(metadata={}, tensors=infos)})
+
+    qwen = meta({"model.language_model.layers.3.mlp.up_proj.weight": ("BF16", 100), "mtp.fc.weight": ("BF16", 7),
+                 "mtp.layers.0.self_attn.q_proj.weight": ("BF16", 5), "model.language_model.layers.0.linear_attn.A_log":
+                 ("F32", 2)})
+    assert served_parameter_counts(qwen, {"text_config": {"num_hidden_layers": 32}}) == {"BF16": 100, "F32": 2}
+    deepseek = meta({"model.layers.60.mlp.gate.weight": ("BF16", 10), "model.layers.61.eh_proj.weight": ("BF16", 3),
+                     "model.layers.61.mlp.experts.0.up_proj.weight": ("U8", 4)})
+    assert served_parameter_counts(deepseek, {"num_hidden_layers": 61, "num_nextn_predict_layers": 1}) == {"BF16": 10}
+    # Without num_nextn_predict_layers nothing is numbered as an extra layer.
+    assert served_parameter_counts(deepseek, {"num_hidden_layers": 61}) == {"BF16": 13, "U8": 4}
