@@ -97,12 +97,12 @@ def build_app(settings: Settings, client: OpenAI | None = None) -> gr.Blocks:
 
 
 def main() -> None:
-    """Container entry point: bind all interfaces so the Kubernetes Service can reach the pod."""
+    """Entry point: binds the address the settings name (loopback by default; the pod's manifest says 0.0.0.0)."""
     try:
         settings = settings_from_env(os.environ)
     except ValueError as err:
         raise SystemExit(f"chat_ui: {err}") from None
-    build_app(settings).launch(server_name="0.0.0.0", server_port=settings.server_port)
+    build_app(settings).launch(server_name=settings.server_name, server_port=settings.server_port)
 
 
 if __name__ == "__main__":

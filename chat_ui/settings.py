@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 DEFAULT_TITLE = "llm-eks chat"
-# Each setting's variable. GRADIO_SERVER_PORT is Gradio's own name for the port (gradio.networking), kept so a
-# plain `gradio` launch reads it too.
+# Each setting's variable. GRADIO_SERVER_NAME and GRADIO_SERVER_PORT are Gradio's own names for the address and port
+# (gradio.networking), kept so a plain `gradio` launch reads them too.
 ENV_NAMES = {
     "base_url": "LLM_EKS_OPENAI_BASE_URL",
     "model": "LLM_EKS_MODEL",
@@ -20,6 +20,7 @@ ENV_NAMES = {
     "max_tokens": "LLM_EKS_MAX_TOKENS",
     "system_prompt": "LLM_EKS_SYSTEM_PROMPT",
     "api_key": "LLM_EKS_API_KEY",
+    "server_name": "GRADIO_SERVER_NAME",
     "server_port": "GRADIO_SERVER_PORT",
 }
 EXAMPLES = {  # shown when a required variable is missing
@@ -39,6 +40,8 @@ class Settings:
     max_tokens: int = 512
     system_prompt: str | None = None
     api_key: str = "EMPTY"
+    # Loopback unless told: a local run is not exposed to the network; the pod's manifest binds all interfaces.
+    server_name: str = "127.0.0.1"
     server_port: int = 7860
 
 
@@ -76,5 +79,6 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         max_tokens=_int_env(env, names["max_tokens"], 512),
         system_prompt=env.get(names["system_prompt"], "").strip() or None,
         api_key=env.get(names["api_key"], "").strip() or "EMPTY",
+        server_name=env.get(names["server_name"], "").strip() or "127.0.0.1",
         server_port=_int_env(env, names["server_port"], 7860, high=MAX_PORT),
     )

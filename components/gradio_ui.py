@@ -38,7 +38,8 @@ def deployment_spec(base_url: str, model: str, title: str, files: dict[str, str]
     install = (f"pip install --no-cache-dir --disable-pip-version-check gradio=={versions.GRADIO_VERSION} "
                f"openai=={versions.OPENAI_CLIENT_VERSION}")
     probe = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5}
-    settings = Settings(base_url=base_url, model=model, title=title, server_port=PORT)
+    # All interfaces in the pod, so the Service reaches it (a local run binds loopback).
+    settings = Settings(base_url=base_url, model=model, title=title, server_name="0.0.0.0", server_port=PORT)
     return {
         "replicas": 1,
         "selector": {"matchLabels": LABELS},

@@ -169,7 +169,7 @@ def test_main_exits_with_one_line_when_unconfigured(monkeypatch: pytest.MonkeyPa
         gradio_app.main()
 
 
-def test_main_launches_on_all_interfaces(monkeypatch: pytest.MonkeyPatch) -> None:
+def _launched(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, Any]:
     launched: dict[str, Any] = {}
 
     class FakeApp:
@@ -177,10 +177,26 @@ def test_main_launches_on_all_interfaces(monkeypatch: pytest.MonkeyPatch) -> Non
             launched.update(kwargs)
 
     monkeypatch.setattr(gradio_app, "build_app", lambda settings: FakeApp())
-    for name, value in {**REQUIRED, "GRADIO_SERVER_PORT": "7861"}.items():
+    for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**REQUIRED, **env}.items():
         monkeypatch.setenv(name, value)
     gradio_app.main()
-    assert launched == {"server_name": "0.0.0.0", "server_port": 7861}
+    return launched
+
+
+def test_a_local_run_binds_loopback_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _launched(monkeypatch, {}) == {"server_name": "127.0.0.1", "server_port": 7860}
+    assert _launched(monkeypatch, {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7861"}) == {
+        "server_name": "0.0.0.0", "server_port": 7861}
+
+
+def test_the_pod_binds_all_interfaces() -> None:
+    from components.gradio_ui import app_files, deployment_spec
+
+    spec = deployment_spec("http://router.llm-eks.svc.cluster.local:8000/v1", "Qwen/Qwen3-1.7B", "chat", app_files())
+    env = {e["name"]: e["value"] for e in spec["template"]["spec"]["containers"][0]["env"]}
+    assert settings_from_env(env).server_name == "0.0.0.0"  # what the app will read in the pod
 
 
 # --- the browser test ------------------------------------------------------------------------------------------
