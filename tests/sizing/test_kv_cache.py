@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sizing.kv_cache import (
     Attention,
     CacheContext,
@@ -84,3 +86,21 @@ def test_one_type_with_different_pages_is_one_group():
     cache = kv_cache_config([a, b, a, b])
     assert len(cache.groups) == 1
     assert cache.bytes_per_block == 2 * (a.page_bytes + b.page_bytes)
+
+
+def test_gemma3_budget_follows_each_release_accounting():
+    # Gemma-3-27B on H100 at 32768 tokens, 8192 batched tokens: 10 full layers (one group), 52 sliding (window
+    # 1024) in 6 groups of 10. vLLM 0.19: a sliding layer holds cdiv(1023 + 8192, 16) + 1 = 577 blocks, tokens are
+    # num_blocks // 7 x 16. vLLM 0.32: two batches in flight, cdiv(1023 + 16384, 16) + 1 = 1089 blocks, tokens are
+    # int(concurrency x 32768), and the start-up check holds back one block.
+    from sizing.architecture import from_config
+    from sizing.catalog import accelerator, load_model_config
+    from sizing.memory import gpu_budget
+
+    arch = from_config(load_model_config("google/gemma-3-27b-it")[0])
+    old = gpu_budget(arch, accelerator("h100"), max_model_len=32768, vllm_version="0.19.1")
+    new = gpu_budget(arch, accelerator("h100"), max_model_len=32768, vllm_version="0.32.0")
+    assert old.max_concurrency == pytest.approx(old.num_blocks / (2048 + 6 * 577))
+    assert old.kv_cache_tokens == old.num_blocks // 7 * 16
+    assert new.max_concurrency == pytest.approx(new.num_blocks / (2048 + 6 * 1089))
+    assert new.kv_cache_tokens == int(new.num_blocks / (2048 + 6 * 1089) * 32768)
