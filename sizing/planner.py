@@ -129,7 +129,7 @@ def _evaluate(w: Workload, inst: InstanceType, checkpoint: float, n_lo: int) -> 
     out = []
     n_top = max(n_lo, w.concurrency)  # beyond this every replica already has one request
     for tp in options:
-        host = host_fit(inst, tp, checkpoint)
+        host = host_fit(inst, tp, checkpoint, w.arch)
 
         def attempt(n: int):
             share = math.ceil(w.concurrency / n)

@@ -13,7 +13,7 @@ import yaml
 from . import catalog
 from .architecture import Architecture
 from .catalog import GIB, InstanceType
-from .neuron import neuron_facts
+from .host_memory import gpu_host_memory, neuron_host_memory
 from .weights import resolve_format, weight_bytes
 
 
@@ -81,7 +81,7 @@ def checkpoint_bytes(arch: Architecture) -> float:
     return weight_bytes(arch, resolve_format(arch, arch.torch_dtype))
 
 
-def host_fit(inst: InstanceType, tp: int, checkpoint: float) -> HostFit:
+def host_fit(inst: InstanceType, tp: int, checkpoint: float, arch: Architecture) -> HostFit:
     """Pod requests that fit the node, the host memory the server needs, the node disk, replicas per node, and a
     problem if any.
 
@@ -95,8 +95,8 @@ def host_fit(inst: InstanceType, tp: int, checkpoint: float) -> HostFit:
     cpu_node = (inst.alloc_cpu_m - k["daemonset_reserve"]["cpu_m"]) * k["pod_share"]
     mem_node_mib = (inst.alloc_memory_mi - k["daemonset_reserve"]["memory_mi"]) * k["pod_share"]
     shm_gib = k["shm_gib"]["tp1" if tp == 1 else "tp_multi"]
-    factor = neuron_facts()["host_memory_weight_factor"] if neuron else k["gpu_host_memory_weight_factor"]
-    host_needed = checkpoint / GIB * factor + k["host_memory_base_gib"] + shm_gib
+    need = neuron_host_memory(checkpoint, shm_gib) if neuron else gpu_host_memory(arch, tp)
+    host_needed = need.total_gib
     slots = max(1, min(inst.count // devices, int(mem_node_mib // (host_needed * 1024)), int(cpu_node // 2000)))
     ephemeral = math.ceil(checkpoint / GIB * (2 if neuron else 1) * 1.1 + k["ephemeral_extra_gib"])
     disk = k["os_disk_gib"] + k["image_disk_gib"]["neuron" if neuron else "nvidia"] + ephemeral * slots
@@ -113,7 +113,7 @@ def host_fit(inst: InstanceType, tp: int, checkpoint: float) -> HostFit:
     if host_needed * 1024 > mem_node_mib:
         what = "compile" if neuron else "load"
         problem = (f"host memory: the server needs {host_needed:.1f} GiB to {what} {checkpoint / GIB:.1f} GiB of weights "
-                   f"(with /dev/shm), a pod on this node can have {mem_node_mib / 1024:.1f} GiB")
+                   f"({need.describe()}), a pod on this node can have {mem_node_mib / 1024:.1f} GiB")
     elif cpu_node < 2000:
         problem = f"CPU: the server needs at least 2 cores, a pod on this node can have {cpu_node / 1000:.1f}"
     return HostFit(resources, host_needed, disk, slots, problem)
