@@ -64,6 +64,7 @@ class Target:
     namespace: str | None
     info: dict[str, Any]
     plan: dict[str, Any]
+    model_plan: ModelPlan | None = None  # the stack's plan: predicted next to measured, and --save-calibration
 
 
 def _tokens(text: str) -> TokenDistribution:
@@ -120,6 +121,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="Job deadline in seconds (default 7200)")
     p.add_argument("--json", action="store_true", help="also print results.json to stdout")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--save-calibration", action="store_true",
+                   help="record this run as the calibration of the plan's instance type (sizing/data/calibration.yaml): "
+                        "the performance model then predicts that instance type from it")
     return p
 
 
@@ -149,7 +153,7 @@ def _stack_targets(args: argparse.Namespace) -> list[Target]:
             info={"stack": args.stack, "model": m.name, "hf_model": m.spec.model, "server": m.server, "url": url,
                   "instance_type": prediction["instance_type"], "replicas": prediction["replicas"],
                   "nodes": prediction["nodes"]},
-            plan=prediction,
+            plan=prediction, model_plan=m,
         ))
     return targets
 
@@ -233,6 +237,19 @@ def finish(console: Console, args: argparse.Namespace, target: Target, workload:
     for t in tables(results):
         console.print(t)
     console.print(results.knee.words)
+    if target.model_plan is not None:  # predicted next to measured, at every level
+        from . import predicted
+
+        rows = predicted.comparison(results, target.model_plan)
+        inst = target.model_plan.plan.instance_type
+        from sizing.catalog import instance
+        from sizing.performance import efficiency
+
+        console.print(predicted.table(rows, target.label, efficiency(instance(inst).accelerator, inst).fitted_on))
+        if args.save_calibration:
+            cal = predicted.calibrate(results, target.model_plan, source=str(path))
+            console.print(f"calibration of {inst} saved in sizing/data/calibration.yaml: memory {cal['memory']}, "
+                          f"compute {cal['compute']}, step {cal['step_ms']} ms")
     if results.total_not_sent:
         reasons = sorted({ln.split("Failed to get request: ", 1)[1].strip() for ln in lines
                           if "Failed to get request: " in ln})

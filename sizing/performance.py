@@ -52,7 +52,28 @@ class Efficiency:
     fitted_on: str  # the accelerator key or vendor whose rows fitted it
 
 
-def efficiency(accel: Accelerator) -> Efficiency:
+CALIBRATION_PATH = catalog.DATA / "calibration.yaml"
+
+
+def _read_calibration_file() -> dict[str, Any]:
+    import yaml
+
+    if not CALIBRATION_PATH.exists():
+        return {}
+    return yaml.safe_load(CALIBRATION_PATH.read_text(encoding="utf-8")) or {}
+
+
+@functools.cache
+def calibrations() -> dict[str, Any]:
+    """A team's own measured runs, fitted per instance type (`python -m bench <stack> --save-calibration`)."""
+    return _read_calibration_file().get("calibrations") or {}
+
+
+def efficiency(accel: Accelerator, instance_type: str | None = None) -> Efficiency:
+    """The factors for `accel`: a calibration of this instance type if one was saved, else the published fit."""
+    cal = calibrations().get(instance_type) if instance_type else None
+    if cal and cal.get("accelerator") == accel.key:
+        return Efficiency(cal["memory"], cal["compute"], cal["step_ms"], f"calibration of {instance_type}")
     table = performance_data()["efficiency"]
     for key in (accel.key, accel.vendor):
         if key in table:
@@ -281,12 +302,13 @@ def replica_figures(arch: Architecture, accel: Accelerator, budget, quantization
     the cheapest instance type with enough of these accelerators (its price split over the replicas it holds)."""
     from .weights import resolve_format
 
-    e = engine_for(arch, accel, budget, resolve_format(arch, budget.dtype, quantization))
-    p = predict(e, input_tokens=input_tokens, output_tokens=output_tokens, concurrency=concurrency,
-                requests_per_second=requests_per_second)
     devices = math.ceil(budget.tensor_parallel_size / accel.cores)
     homes = [i for i in catalog.instances().values() if i.accelerator.key == accel.key and i.count >= devices]
     home = min(homes, key=lambda i: i.hourly_usd / (i.count // devices), default=None)
+    e = engine_for(arch, accel, budget, resolve_format(arch, budget.dtype, quantization),
+                   efficiency(accel, home.name if home else None))
+    p = predict(e, input_tokens=input_tokens, output_tokens=output_tokens, concurrency=concurrency,
+                requests_per_second=requests_per_second)
     usd = home.hourly_usd / (home.count // devices) if home else None
     out = {k: round(v, 3) if isinstance(v, float) else v for k, v in p.to_dict().items()}
     out.update(instance_type=home.name if home else None, replica_hourly_usd=round(usd, 4) if usd else None,
@@ -352,7 +374,7 @@ def _row_engine(m: Measurement, eff: Efficiency) -> Engine:
     length = m.input_tokens + m.output_tokens
     if accel.is_neuron:
         dtype = "bfloat16" if arch.torch_dtype == "float32" else arch.torch_dtype
-        seqs = m.concurrency or 1
+        seqs = math.ceil(m.concurrency or 1)
         return Engine(arch=arch, accel=accel, tp=m.tp, fmt=resolve_format(arch, dtype), kv_bytes=DTYPE_BYTES[dtype],
                       max_num_seqs=seqs, max_num_batched_tokens=length, kv_capacity_tokens=seqs * length, efficiency=eff)
     b = gpu_budget(arch, accel, max_model_len=length, tensor_parallel_size=m.tp, quantization=m.quantization,
@@ -391,25 +413,53 @@ def fit() -> dict[str, dict[str, float]]:
         groups.setdefault(vendor, [])
         if m not in groups[vendor]:
             groups[vendor].append(m)
+    return {key: fit_rows(members) for key, members in sorted(groups.items())}
+
+
+def fit_rows(members: list[Measurement], weights: list[float] | None = None) -> dict[str, float]:
+    """The factors that minimise the (weighted) squared log error over `members`, on a grid."""
+    weights = weights or [1.0] * len(members)
     memory = [round(0.15 + 0.05 * i, 2) for i in range(17)]  # 0.15 .. 0.95
     compute = [round(0.01 * 1.35 ** i, 4) for i in range(17)]  # 0.01 .. ~1.2
     compute = [c for c in compute if c <= 1.0]
     step = [0.0, 0.5, 1, 2, 3, 5, 8, 12, 20]
-    out = {}
-    for key, members in sorted(groups.items()):
-        best = None
-        for mem in memory:
-            for comp in compute:
-                for s in step:
-                    eff = Efficiency(mem, comp, s, key)
-                    loss = 0.0
-                    for m in members:
-                        pred = predicted_metrics(m, eff)
-                        loss += sum(math.log(pred[k] / v) ** 2 for k, v in m.measured)
-                    if best is None or loss < best[0]:
-                        best = (loss, mem, comp, s)
-        out[key] = {"memory": best[1], "compute": best[2], "step_ms": best[3]}
-    return out
+    best = None
+    for mem in memory:
+        for comp in compute:
+            for s in step:
+                eff = Efficiency(mem, comp, s, "fit")
+                loss = 0.0
+                for m, weight in zip(members, weights):
+                    pred = predicted_metrics(m, eff)
+                    loss += weight * sum(math.log(pred[k] / v) ** 2 for k, v in m.measured)
+                if best is None or loss < best[0]:
+                    best = (loss, mem, comp, s)
+    return {"memory": best[1], "compute": best[2], "step_ms": best[3]}
+
+
+def save_calibration(instance_type: str, rows: list[Measurement], source: str, date: str) -> dict[str, Any]:
+    """Fit `rows` (a team's measured run on `instance_type`) together with the published fit rows of its
+    accelerator, the team's rows weighing 10 times as much (they are this instance type, this engine; the published
+    ones only keep the factors a run does not constrain sensible), and record the factors for that instance type in
+    data/calibration.yaml, rows and source kept."""
+    import yaml
+
+    accel = catalog.instance(instance_type).accelerator
+    published = [m for m in measurements() if m.split == "fit" and m.accelerator == accel.key]
+    factors = fit_rows(list(rows) + published, [10.0] * len(rows) + [1.0] * len(published))
+    doc = _read_calibration_file()
+    doc.setdefault("calibrations", {})[instance_type] = {
+        "accelerator": accel.key, **factors, "source": source, "date": date,
+        "rows": [{"model": m.model, "tp": m.tp, "input_tokens": m.input_tokens, "output_tokens": m.output_tokens,
+                  "concurrency": m.concurrency, "measured": dict(m.measured), "quantization": m.quantization,
+                  "kv_cache_dtype": m.kv_cache_dtype} for m in rows],
+    }
+    header = ("# Calibrations: a team's own benchmark runs (python -m bench <stack> --save-calibration), fitted per\n"
+              "# instance type with the published fit rows of its accelerator (sizing/performance.py reads these\n"
+              "# factors for that instance type before the published ones). Each names its results.json and date.\n")
+    CALIBRATION_PATH.write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    calibrations.cache_clear()
+    return doc["calibrations"][instance_type]
 
 
 def errors(split: str = "held-out") -> list[tuple[Measurement, str, float, float]]:

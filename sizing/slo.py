@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .catalog import InstanceType
-from .performance import Performance, engine_for, predict, usd_per_million
+from .performance import Performance, efficiency, engine_for, predict, usd_per_million
 from .weights import resolve_format
 
 BOUNDS = ("memory", "throughput", "ITL", "TTFT")
@@ -77,7 +77,8 @@ def outcome(t: Target, inst: InstanceType, arch, budget_at: Callable[[int], obje
         b = budget_at(share)
         if b is None:
             return Outcome(replicas, None, (("memory", share, 0),))
-        e = engine_for(arch, inst.accelerator, b, resolve_format(arch, b.dtype, quantization))
+        e = engine_for(arch, inst.accelerator, b, resolve_format(arch, b.dtype, quantization),
+                       efficiency(inst.accelerator, inst.name))
         p = predict(e, input_tokens=t.input_tokens, output_tokens=t.output_tokens, concurrency=users,
                     requests_per_second=rate)
         need = math.ceil(p.concurrency)

@@ -128,3 +128,27 @@ def test_shape_against_the_real_cpu_engine():
     p_ttft = [predict(e, input_tokens=i, output_tokens=1, concurrency=1).ttft_ms for i in prompts]
     assert p_itl == sorted(p_itl) and p_itl[-1] > p_itl[0]
     assert p_ttft == sorted(p_ttft) and p_ttft[-1] > p_ttft[0]
+
+
+def test_a_calibration_refines_its_instance_type(tmp_path, monkeypatch):
+    """A team on inf2.48xlarge measures Llama-2-70B at TP 24 (the Neuron SDK's 256 + 256 row, standing in for
+    `python -m bench ... --save-calibration`): the published inferentia2 factors are 2.5x optimistic there. Saved
+    as that instance type's calibration, the other 70B row (256 + 2048, never fitted) is predicted far closer; other
+    instance types keep the published factors."""
+    from sizing import performance
+
+    monkeypatch.setattr(performance, "CALIBRATION_PATH", tmp_path / "calibration.yaml")
+    performance.calibrations.cache_clear()
+    rows = {m.id: m for m in measurements()}
+    measured_row = rows["neuronsdk-inf2-llama2-70b-tp24-256-256"]
+    check = rows["neuronsdk-inf2-llama2-70b-tp24-256-2048"]
+    (metric, measured), = check.measured
+    accel = catalog.accelerator("inferentia2")
+    before = performance.predicted_metrics(check, efficiency(accel, "inf2.48xlarge"))[metric] / measured - 1
+    cal = performance.save_calibration("inf2.48xlarge", [measured_row], source="test", date="2026-12-06")
+    eff = efficiency(accel, "inf2.48xlarge")
+    after = performance.predicted_metrics(check, eff)[metric] / measured - 1
+    assert eff.fitted_on == "calibration of inf2.48xlarge" and cal["rows"][0]["tp"] == 24
+    assert abs(before) > 0.5 and abs(after) < abs(before) / 2
+    assert efficiency(accel, "inf2.8xlarge").fitted_on == "inferentia2"
+    performance.calibrations.cache_clear()
