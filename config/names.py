@@ -90,4 +90,5 @@ SERVER_FLAGS: dict[str, str] = {
     "host": "0.0.0.0",
     "port": "8000, where the Service and probes point",
     "shutdown-timeout": "what the pod's grace period leaves for in-flight requests at SIGTERM",
+    "enable-scale-out": "on for cache_aware routing: the router reads prompt tokens from /v1/chat/completions/render",
 }

@@ -51,6 +51,7 @@ class ModelPlan:
     node_limits: dict[str, str]  # Karpenter limits: the nodes that max replicas plus the surge need, and no more
     startup_seconds: int  # image pull, download and load (Neuron: compile) before the server must answer
     scaling: ScalingThresholds | None  # the autoscaler's targets, when replicas.max > replicas.min
+    routing_policy: str = "round_robin"  # how the model's router picks a replica (routing_policy below)
 
     @property
     def autoscaled(self) -> bool:
@@ -89,6 +90,21 @@ def _neuron_settings(model: Model, engine_args: tuple[str, ...]) -> EngineSettin
     )
 
 
+# What a cache_aware model's `vllm serve` adds: vllm-router 0.1.17's cache_aware reads the prompt's tokens from the
+# replica's /v1/chat/completions/render, which vLLM 0.32 serves only with --enable-scale-out (a 403 otherwise, and the
+# router then routes without prefix matching; `make ab-routing` runs the engines with it too).
+CACHE_AWARE_SERVER_FLAGS = ("--enable-scale-out",)
+
+
+def routing_policy(model: Model, server: str) -> str:
+    """The stack key `routing`, else cache_aware where a vLLM model may run more than one replica (multi-turn chats
+    and shared system prompts go back to the replica whose prefix cache holds them), else round_robin: one replica
+    leaves nothing to choose, and Ray Serve's own proxy picks the replica (the router only chooses a Serve proxy)."""
+    if model.routing:
+        return model.routing
+    return "cache_aware" if server == "vllm" and model.replicas.max > 1 else "round_robin"
+
+
 def _derived(model: Model, planned: DeploymentPlan) -> ModelPlan:
     server = "rayserve" if planned.vendor == "neuron" else "vllm"
     # A RayService (upgradeStrategy NewCluster) starts a whole second cluster of min replicas for an upgrade.
@@ -101,8 +117,10 @@ def _derived(model: Model, planned: DeploymentPlan) -> ModelPlan:
     startup = math.ceil(k["startup_base_seconds"] + k["startup_seconds_per_gib"] * planned.checkpoint_gib)
     if server == "vllm":
         # --shutdown-timeout: on SIGTERM (scale-down, rollout, drain) finish in-flight requests instead of aborting
+        routed = CACHE_AWARE_SERVER_FLAGS if routing_policy(model, server) == "cache_aware" else ()
         args = (model.model, "--host", "0.0.0.0", "--port", str(SERVE_PORT),
-                "--shutdown-timeout", str(shutdown_timeout_seconds()), *planned.engine_args, *model.extra_engine_args)
+                "--shutdown-timeout", str(shutdown_timeout_seconds()), *routed, *planned.engine_args,
+                *model.extra_engine_args)
         settings = None
     else:
         args, settings = planned.engine_args, _neuron_settings(model, planned.engine_args)
@@ -114,7 +132,7 @@ def _derived(model: Model, planned: DeploymentPlan) -> ModelPlan:
         scaling = ScalingThresholds(**{**default.__dict__, **overrides})
     return ModelPlan(spec=model, plan=planned, server=server, server_args=tuple(args), engine_settings=settings,
                      rollout_surge=surge, node_limits=limits, startup_seconds=startup,
-                     scaling=scaling)
+                     scaling=scaling, routing_policy=routing_policy(model, server))
 
 
 def _key(i: int, field: str | None = None) -> str:

@@ -21,15 +21,6 @@ def openai_base_url() -> str:
     return f"http://{ENDPOINT_SERVICE}.{ROUTER_NAMESPACE}.svc.cluster.local:{ENDPOINT_PORT}/v1"
 
 
-def default_policy(model: ModelPlan) -> str:
-    """cache_aware where a model may run more than one replica (multi-turn chats and shared system prompts go back
-    to the replica whose prefix cache holds them); round_robin for one replica, where there is nothing to choose, and
-    for Ray Serve, whose own proxy picks the replica (the router only chooses among Serve proxies)."""
-    if model.server == "vllm" and model.spec.replicas.max > 1:
-        return "cache_aware"
-    return "round_robin"
-
-
 @dataclass(frozen=True)
 class Route:
     """One model behind the endpoint: the id clients send (vLLM's served model name), where its replicas run, and
@@ -58,5 +49,5 @@ class RouterPlan:
 
 def plan_router(models: list[ModelPlan] | tuple[ModelPlan, ...]) -> RouterPlan:
     routes = tuple(Route(name=m.name, model=m.spec.model, namespace=m.namespace, server=m.server,
-                         policy=m.spec.routing or default_policy(m)) for m in models)
+                         policy=m.routing_policy) for m in models)
     return RouterPlan(routes=routes, openai_base_url=openai_base_url())

@@ -40,6 +40,10 @@ ENGINES = REPO / ".engines"
 ROUTER_VENV = ENGINES / "router"
 MODEL_ID = "tiny-llama"  # --served-model-name: what the requests name
 POLICIES = ("round_robin", "cache_aware")
+# What the plan adds to a cache_aware model's `vllm serve` (plan/models.py): vllm-router's cache_aware reads the
+# prompt's tokens from the replica's /v1/chat/completions/render, which vLLM 0.32 serves only with --enable-scale-out
+# (403 otherwise, and the router falls back without prefix matching: outcome "missing_tokens" in its metrics).
+ROUTED_SERVER_FLAGS = ("--enable-scale-out",)
 HIT_METRIC = "vllm:prefix_cache_hits_total"
 QUERY_METRIC = "vllm:prefix_cache_queries_total"
 WORDS = ("capital", "France", "Paris", "model", "tiny", "cores", "help", "story", "count", "assistant", "brief",
@@ -277,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             command = [str(engine / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server",
                        "--model", str(model), "--served-model-name", MODEL_ID, "--host", "127.0.0.1",
                        "--port", str(port), "--max-model-len", str(args.max_model_len), "--dtype", "bfloat16",
-                       "--max-num-seqs", "8", "--seed", "0", "--enable-prefix-caching"]
+                       "--max-num-seqs", "8", "--seed", "0", "--enable-prefix-caching", *ROUTED_SERVER_FLAGS]
             log = out / f"engine-{i}.log"
             proc = stack.enter_context(process(command, log, env))
             wait_ready(f"http://127.0.0.1:{port}/health", proc, log, 600)

@@ -21,7 +21,7 @@ import pytest
 from components import router as r
 from components import versions
 from plan.names import ROUTER_NAMESPACE
-from plan.routing import default_policy, openai_base_url
+from plan.routing import openai_base_url
 from plan.stack import plan_stack
 from preview import render
 from tests.program.conftest import recorded
@@ -92,6 +92,10 @@ def test_every_model_has_a_router_that_discovers_its_pods_with_its_policy(config
         assert {"containerPort": args["port"], "name": "router"} in container["ports"]
         assert {"containerPort": args["prometheus_port"], "name": "metrics"} in container["ports"]
         assert container["readinessProbe"]["httpGet"]["path"] == "/readiness"  # ready only with a healthy replica
+        if p.server == "vllm":  # cache_aware reads prompt tokens from /v1/chat/completions/render (--enable-scale-out)
+            server = next(m for m in _objects(manifests, "Deployment", p.namespace) if m["metadata"]["name"] == p.name)
+            server_args = server["spec"]["template"]["spec"]["containers"][0]["args"]
+            assert ("--enable-scale-out" in server_args) == (args["policy"] == "cache_aware"), p.name
 
 
 def test_the_endpoint_routes_by_model_to_the_model_routers(plans, manifests):
@@ -164,8 +168,10 @@ def test_two_models_g6_serves_both_behind_one_endpoint_and_keda_still_scales_qwe
     config, plans, run = recorded("two-models-g6")
     assert [p.spec.model for p in plans] == ["Qwen/Qwen3-1.7B", "meta-llama/Llama-3.2-1B"]
     qwen, llama = plans
-    assert (qwen.spec.replicas.min, qwen.spec.replicas.max) == (1, 3) and default_policy(qwen) == "cache_aware"
-    assert default_policy(llama) == "round_robin"
+    assert (qwen.spec.replicas.min, qwen.spec.replicas.max) == (1, 3) and qwen.routing_policy == "cache_aware"
+    assert llama.routing_policy == "round_robin"
+    # cache_aware reads prompt tokens from vLLM's /v1/chat/completions/render: only served with --enable-scale-out
+    assert "--enable-scale-out" in qwen.server_args and "--enable-scale-out" not in llama.server_args
     manifests = render.manifests(run)
     scaled = [m for m in manifests if m["kind"] == "ScaledObject"]
     # KEDA reads the vLLM pods' own metrics in the model's namespace: the router changes which pod gets a request,
