@@ -202,11 +202,16 @@ def granitemoehybrid(cfg: dict) -> Architecture:
     b.embeddings(c["vocab_size"], tied)
     b.gqa(c["num_heads"], c["num_kv_heads"], c["head_dim"], qkv_bias=bool(cfg.get("attention_bias")),
           o_bias=bool(cfg.get("attention_bias")), n=n_attn)
-    intermediate = int(float(cfg.get("mamba_expand", 2)) * hidden)
-    groups, heads = _int(cfg, "mamba_n_groups", 1), _int(cfg, "mamba_n_heads")
-    state_size, kernel = _int(cfg, "mamba_d_state"), _int(cfg, "mamba_d_conv", 4)
-    _mamba2_tensors(b, n_mamba, intermediate, groups, heads, state_size, kernel,
-                    conv_bias=bool(cfg.get("mamba_conv_bias", True)), proj_bias=bool(cfg.get("mamba_proj_bias", False)))
+    state: LayerCache | None = None
+    if n_mamba:  # Granite 4.0 "micro" is all attention
+        intermediate = int(float(cfg.get("mamba_expand", 2)) * hidden)
+        groups, heads = _int(cfg, "mamba_n_groups", 1), _int(cfg, "mamba_n_heads")
+        state_size, kernel = _int(cfg, "mamba_d_state"), _int(cfg, "mamba_d_conv", 4)
+        _mamba2_tensors(b, n_mamba, intermediate, groups, heads, state_size, kernel,
+                        conv_bias=bool(cfg.get("mamba_conv_bias", True)),
+                        proj_bias=bool(cfg.get("mamba_proj_bias", False)))
+        state = Mamba2State(intermediate, groups, heads, _int(cfg, "mamba_d_head"), state_size, kernel,
+                            chunk_size=_int(cfg, "mamba_chunk_size", 256))
     experts = _int(cfg, "num_local_experts", 0)
     inter = _int(cfg, "intermediate_size")
     moe = None
@@ -216,8 +221,6 @@ def granitemoehybrid(cfg: dict) -> Architecture:
         moe = MoE(experts, _int(cfg, "num_experts_per_tok"), inter, _int(cfg, "shared_intermediate_size", 0), layers)
     b.gated_mlp(_int(cfg, "shared_intermediate_size", 0), layers, Role.MLP, "shared_mlp")
     b.layer_norms(2)
-    state = Mamba2State(intermediate, groups, heads, _int(cfg, "mamba_d_head"), state_size, kernel,
-                        chunk_size=_int(cfg, "mamba_chunk_size", 256))
     caches = tuple(state if m else Attention(c["num_kv_heads"], c["head_dim"]) for m in mamba)
     if cfg.get("position_embedding_type") == "nope":
         c["rotary_dim"] = 0  # no rotary embedding, no cos/sin cache

@@ -346,3 +346,14 @@ def test_hub_counts_leave_out_the_multi_token_prediction_layers():
     assert served_parameter_counts(deepseek, {"num_hidden_layers": 61, "num_nextn_predict_layers": 1}) == {"BF16": 10}
     # Without num_nextn_predict_layers nothing is numbered as an extra layer.
     assert served_parameter_counts(deepseek, {"num_hidden_layers": 61}) == {"BF16": 13, "U8": 4}
+
+
+def test_an_all_attention_granite_4_is_a_plain_attention_model():
+    # Granite 4.0 "micro" style: granitemoehybrid with attention layers only and no experts: no state cache, no
+    # Mamba fields needed, and the KV cache is the attention layers' (16-token blocks).
+    cfg = {k: v for k, v in load_model_config("ibm-granite/granite-4.0-h-small")[0].items() if not k.startswith("mamba")}
+    cfg.update(layer_types=["attention"] * 40, num_local_experts=0)
+    a = from_config(cfg)
+    assert not any(isinstance(c, StateCache) for c in a.caches) and a.moe is None
+    b = gpu_budget(a, accelerator("h100"), max_model_len=8192, vllm_version="0.32.0")
+    assert b.block_size == 16 and b.max_num_seqs_cap is None and b.kv_bytes_per_token == 40 * 2 * 8 * 128 * 2
