@@ -158,7 +158,7 @@ def _evaluate(w: Workload, inst: InstanceType, checkpoint: float, n_lo: int) -> 
         outcome, binding = None, "memory"
         target = slo.target_of(w)
         if target is not None:  # the fewest replicas from `lo` up whose share meets the latency target and the rate
-            outcome, binding = slo.fewest_replicas(target, inst, w.arch, lambda s: _held(attempt(s)), lo,
+            outcome, binding = slo.fewest_replicas(target, inst, w.arch, lambda s: _held(w, rules, inst, tp, s), lo,
                                                    w.max_replicas, w.quantization)
             if not outcome.ok:
                 out.append(Option(inst, tp, slo.miss_words(outcome), math.inf, b, host, share=share, outcome=outcome))
@@ -171,10 +171,13 @@ def _evaluate(w: Workload, inst: InstanceType, checkpoint: float, n_lo: int) -> 
     return out
 
 
-def _held(attempt_result):
-    """The budget of an `attempt` when one replica holds its share, else None."""
-    b, problem, _ = attempt_result
-    return b if b is not None and problem is None else None
+def _held(w: Workload, rules, inst: InstanceType, tp: int, share: int):
+    """The budget of one replica holding `share` users, or None when it cannot hold them."""
+    try:
+        b = rules.budget(w, inst, tp, share)
+    except SizingError:
+        return None
+    return b if replica_problem(w, b, share) is None else None
 
 
 def _choose(w: Workload, fits: list[Option], n_hi: int) -> Option | None:

@@ -128,3 +128,16 @@ def test_a_stack_model_with_slo_and_load_plans_for_it():
     f = planned.plan.to_dict()["performance"]
     assert f["ttft_p90_ms"] <= 1000 and f["itl_ms"] <= 30 and f["max_requests_per_second"] >= 20
     assert f["usd_per_million_output_tokens"] > 0 and f["usd_per_million_input_tokens"] > 0
+
+
+def test_neuron_plan_for_an_itl_target():
+    """Seed 004's model on Inferentia2 for 8 users: memory alone takes one inf2.8xlarge (TP 2, a compiled batch of
+    8); at ITL <= 60 ms a batch of 8 is too slow by the fitted inferentia2 factors (the seed's 2 users ran at 53 ms),
+    so two replicas of 4, bound by ITL."""
+    base = dict(input_tokens=512, output_tokens=256, concurrency=8, vendor="neuron")
+    memory = plan(workload("NousResearch/Meta-Llama-3-8B-Instruct", **base))
+    target = plan(workload("NousResearch/Meta-Llama-3-8B-Instruct", itl_ms=60, **base))
+    assert (memory.instance_type, memory.replicas, memory.performance["binding"]) == ("inf2.8xlarge", 1, "memory")
+    assert memory.performance["itl_ms"] > 60
+    assert target.performance["binding"] == "ITL" and target.performance["itl_ms"] <= 60
+    assert target.replicas == 2 and target.concurrency_per_replica == 4
