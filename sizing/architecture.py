@@ -630,6 +630,110 @@ def glm4_moe(cfg: dict) -> Architecture:
     return _moe_arch(cfg, c, b, tied, moe, (None,) * layers)
 
 
+def gemma4_text(cfg: dict) -> Architecture:
+    """Gemma 4 text (vLLM gemma4.py, transformers Gemma4TextConfig): Gemma 3's four norms and q/k norms, with
+    per-layer head sizes (full-attention layers use global_head_dim and, with attention_k_eq_v, their own KV
+    heads and no v_proj), the last num_kv_shared_layers layers reading the KV cache of the last earlier layer of
+    their type (no cache, no k/v weights; double-wide MLPs with use_double_wide_mlp), per-layer input embeddings
+    (hidden_size_per_layer_input) and an optional MoE block beside the dense MLP."""
+    cfg = {**GEMMA4_TEXT_DEFAULTS, **cfg}
+    c = _common(cfg)
+    layers, hidden, heads = c["num_layers"], c["hidden_size"], c["num_heads"]
+    types = list(cfg.get("layer_types") or
+                 ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(layers)])
+    if len(types) != layers:
+        raise SizingError(f"config.json layer_types has {len(types)} entries for {layers} layers")
+    types[-1] = "full_attention"  # transformers forces the last layer global
+    k_eq_v = bool(cfg.get("attention_k_eq_v", False))
+    global_kv = cfg.get("num_global_key_value_heads") if k_eq_v else None
+    shared = _int(cfg, "num_kv_shared_layers", 0)
+    first_shared = layers - shared
+    inter = _int(cfg, "intermediate_size")
+    ple = _int(cfg, "hidden_size_per_layer_input", 0)
+    b = _Builder(hidden, layers)
+    b.embeddings(c["vocab_size"], bool(cfg.get("tie_word_embeddings", True)))
+    caches: list[LayerCache] = []
+    for i, kind in enumerate(types):
+        full = kind == "full_attention"
+        head = int(cfg.get("global_head_dim") or 512) if full else c["head_dim"]
+        kv = int(global_kv) if full and global_kv else c["num_kv_heads"]
+        b.add("q_proj", hidden, heads * head, 1, Shard.COLUMN, Role.ATTENTION)
+        b.add("o_proj", heads * head, hidden, 1, Shard.ROW, Role.ATTENTION)
+        b.add("q_norm", 1, head, 1, Shard.REPLICATED, Role.NORM)
+        if i < first_shared:
+            b.add("k_proj", hidden, kv * head, 1, Shard.KV, Role.ATTENTION, kv)
+            if not (full and k_eq_v):
+                b.add("v_proj", hidden, kv * head, 1, Shard.KV, Role.ATTENTION, kv)
+            b.add("k_norm", 1, head, 1, Shard.REPLICATED, Role.NORM)
+            caches.append(Attention(kv, head, sliding_window=None if full else _int(cfg, "sliding_window")))
+        wide = 2 if cfg.get("use_double_wide_mlp") and i >= first_shared else 1
+        b.gated_mlp(inter * wide, 1)
+    b.layer_norms(4)
+    moe = None
+    if cfg.get("enable_moe_block") or cfg.get("num_experts"):
+        experts, moe_inter = _int(cfg, "num_experts"), _int(cfg, "moe_intermediate_size")
+        b.add("router.proj", hidden, experts, layers, Shard.REPLICATED, Role.ROUTER)
+        b.add("router.scales", 1, hidden + experts, layers, Shard.REPLICATED, Role.NORM)
+        b.gated_mlp(moe_inter, layers * experts, Role.EXPERTS, "experts")
+        b.add("moe_norms", 1, hidden, 3 * layers, Shard.REPLICATED, Role.NORM)
+        moe = MoE(experts, _int(cfg, "top_k_experts"), moe_inter, 0, layers)
+    if ple:
+        per_layer_vocab = _int(cfg, "vocab_size_per_layer_input", c["vocab_size"])
+        b.add("embed_tokens_per_layer", layers * ple, per_layer_vocab, 1, Shard.VOCAB, Role.EMBEDDING)
+        b.add("per_layer_model_projection", hidden, layers * ple, 1, Shard.REPLICATED, Role.MLP)
+        b.add("per_layer_projection_norm", 1, ple, 1, Shard.REPLICATED, Role.NORM)
+        b.add("per_layer_input_gate", hidden, ple, layers, Shard.REPLICATED, Role.MLP)
+        b.add("per_layer_projection", ple, hidden, layers, Shard.REPLICATED, Role.MLP)
+        b.add("post_per_layer_input_norm", 1, hidden, layers, Shard.REPLICATED, Role.NORM)
+    return Architecture(model_type=cfg["model_type"], tie_word_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+                        tensors=tuple(b.tensors), caches=tuple(caches), moe=moe, **c)
+
+
+# transformers Gemma4TextConfig / Gemma4VisionConfig defaults, for keys a config.json leaves out.
+GEMMA4_TEXT_DEFAULTS = {
+    "vocab_size": 262_144, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 30,
+    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131_072,
+    "sliding_window": 512, "vocab_size_per_layer_input": 262_144, "hidden_size_per_layer_input": 256,
+    "tie_word_embeddings": True,
+}
+GEMMA4_VISION_DEFAULTS = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 16,
+                          "num_attention_heads": 12, "num_key_value_heads": 12, "head_dim": 64, "patch_size": 16,
+                          "position_embedding_size": 10 * 1024, "default_output_length": 280}
+
+
+def gemma4(cfg: dict) -> Architecture:
+    """Gemma 4 image-text checkpoints: the text model, a ViT tower (learned 2-D position table, unbiased patch
+    projection, q/k norms, gated MLPs, four norms a layer) and a projection to the text width. The audio
+    tower of the small checkpoints (E2B, E4B) is not modelled: those are refused."""
+    if "text_config" not in cfg:
+        return gemma4_text({**cfg, "model_type": "gemma4"})
+    if cfg.get("audio_config"):
+        raise SizingError("gemma4 checkpoints with an audio tower (audio_config: E2B, E4B) are not supported")
+    text = {"torch_dtype": cfg.get("torch_dtype") or cfg.get("dtype"), **cfg["text_config"], "model_type": "gemma4"}
+    if "tie_word_embeddings" in cfg:
+        text.setdefault("tie_word_embeddings", cfg["tie_word_embeddings"])
+    arch = gemma4_text(text)
+    v = {**GEMMA4_VISION_DEFAULTS, **(cfg.get("vision_config") or {})}
+    h, inter, n, patch = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"], v["patch_size"]
+    q, kv = v["num_attention_heads"] * v["head_dim"], v["num_key_value_heads"] * v["head_dim"]
+    R = Role.VISION
+    b = _Builder(arch.hidden_size, arch.num_layers, list(arch.tensors))
+    b.add("vision.position_embedding_table", h, 2 * v["position_embedding_size"], 1, Shard.REPLICATED, R)
+    b.add("vision.input_proj", 3 * patch * patch, h, 1, Shard.REPLICATED, R)
+    b.add("vision.q_proj", h, q, n, Shard.COLUMN, R)
+    b.add("vision.k_proj", h, kv, n, Shard.COLUMN, R)
+    b.add("vision.v_proj", h, kv, n, Shard.COLUMN, R)
+    b.add("vision.o_proj", q, h, n, Shard.ROW, R)
+    b.add("vision.qk_norms", 1, v["head_dim"], 2 * n, Shard.REPLICATED, R)
+    b.add("vision.gate_up", h, 2 * inter, n, Shard.COLUMN, R)
+    b.add("vision.down", inter, h, n, Shard.ROW, R)
+    b.add("vision.norms", 1, h, 4 * n, Shard.REPLICATED, R)
+    b.add("embed_vision", h, arch.hidden_size, 1, Shard.REPLICATED, R)
+    arch = replace(arch, tensors=tuple(b.tensors), quant=_quant(cfg) or arch.quant)
+    arch.extras["mm_tokens_per_image"] = int(cfg.get("vision_soft_tokens_per_image") or v["default_output_length"])
+    return arch
+
+
 def phi(cfg: dict) -> Architecture:
     """Phi-1/2: parallel attention and MLP with biases everywhere, LayerNorm (weight and bias), an ungated MLP."""
     c = _common(cfg)
@@ -720,6 +824,8 @@ FAMILIES: dict[str, Callable[[dict], Architecture]] = {
     "gemma2": gemma2,
     "gemma3": gemma3,
     "gemma3_text": gemma3_text,
+    "gemma4": gemma4,
+    "gemma4_text": gemma4_text,
     "glm4_moe": glm4_moe,
     "gpt_oss": gpt_oss,
     "llama4": llama4,

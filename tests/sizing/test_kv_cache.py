@@ -104,3 +104,20 @@ def test_gemma3_budget_follows_each_release_accounting():
     assert old.kv_cache_tokens == old.num_blocks // 7 * 16
     assert new.max_concurrency == pytest.approx(new.num_blocks / (2048 + 6 * 1089))
     assert new.kv_cache_tokens == int(new.num_blocks / (2048 + 6 * 1089) * 32768)
+
+
+def test_gemma4_31b_reservation_equals_an_independent_trace():
+    # Gemma-4-31B at TP 1: sliding layers 16 KV heads x 256, full layers 4 KV heads x 512 (K = V, both stored), so
+    # the full page is half the sliding one and takes 32 tokens a block; 50 sliding + 10 full layers make 6 groups
+    # of 10. An independent trace of vLLM's reservation (code-index id 70155876630, "match the traced
+    # reservation") gives 13,637 blocks of 2,621,440 bytes per 262,144-token sequence with 16,384 tokens in flight
+    # (H100: 8192 batched tokens, two batches) and 9,797 with 4,096 (A100).
+    from sizing.architecture import from_config
+    from sizing.catalog import load_model_config
+    from sizing.memory import kv_cache_of
+
+    cache = kv_cache_of(from_config(load_model_config("google/gemma-4-31B-it")[0]), CTX)
+    assert len(cache.layers) == 60 and len(cache.groups) == 6
+    assert cache.bytes_per_block == 2_621_440
+    assert cache.blocks_per_request(Limits(262_144, 16_384)) == 13_637
+    assert cache.blocks_per_request(Limits(262_144, 4_096)) == 9_797

@@ -107,3 +107,27 @@ def test_glm4_moe_equals_transformers_on_the_glm_4_5_air_shape():
     assert arch.parameters == 106_852_245_504
     assert arch.active_parameters / 1e9 == pytest.approx(12, abs=1.5)
     assert arch.rotary_dim == 64
+
+
+def test_gemma4_shared_kv_layers_per_layer_inputs_and_moe_equal_transformers():
+    # A small gemma4_text config with every Gemma 4 feature the published 26B/31B configs leave off: the last 6 of
+    # 12 layers read another layer's KV (no k/v weights, double-wide MLPs), per-layer input embeddings and an MoE
+    # block. transformers 5.25.0 builds Gemma4ForCausalLM on the meta device with 77,208,704 parameters.
+    types = ["sliding_attention", "sliding_attention", "full_attention"] * 4
+    cfg = {"model_type": "gemma4_text", "hidden_size": 512, "intermediate_size": 1024, "num_hidden_layers": 12,
+           "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64, "global_head_dim": 128,
+           "num_global_key_value_heads": 1, "attention_k_eq_v": True, "hidden_size_per_layer_input": 32,
+           "vocab_size_per_layer_input": 1000, "vocab_size": 2000, "num_kv_shared_layers": 6,
+           "use_double_wide_mlp": True, "enable_moe_block": True, "num_experts": 8, "top_k_experts": 2,
+           "moe_intermediate_size": 256, "sliding_window": 512, "max_position_embeddings": 4096,
+           "layer_types": types, "torch_dtype": "bfloat16"}
+    arch = from_config(cfg)
+    assert arch.parameters == 77_208_704
+    assert len(arch.caches) == 6  # the six KV-shared layers register no cache (vLLM kv_sharing_target_layer_name)
+
+
+def test_gemma4_audio_checkpoints_are_refused_in_one_line():
+    with pytest.raises(SizingError, match="audio_config"):
+        from_config({"model_type": "gemma4", "text_config": {"hidden_size": 1536, "num_hidden_layers": 35,
+                                                              "num_attention_heads": 8},
+                     "audio_config": {"model_type": "gemma4_audio"}})
