@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
+from sizing.settings import SETTINGS
+
 from .names import stack_name_problem
 from .schema import PROJECT, StackConfig, documentation_range
 
@@ -85,16 +87,43 @@ def _unknown(key: str, known: list[str]) -> str:
     return f"unknown key ({hint})"
 
 
+# pydantic's error types -> what the key expects, in the stack file's words.
+_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "a whole number",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false", "bool_parsing": "true or false",
+    "string_type": "text", "list_type": "a list", "dict_type": "a mapping of names to values",
+}
+_MAPPING = ("model_type", "model_attributes_type", "dataclass_type")
+# A sizing key's own words (sizing/settings.py): 'models[0].concurrency' -> the setting whose stack key it is.
+_SETTINGS_BY_STACK = {s.stack: s for s in SETTINGS if s.stack}
+
+
+def _setting_at(loc: tuple) -> Any:
+    if len(loc) >= 3 and loc[0] == "models" and isinstance(loc[1], int):
+        return _SETTINGS_BY_STACK.get(".".join(str(p) for p in loc[2:]))
+    return None
+
+
 def _describe(err: dict) -> str:
-    msg, kind = err["msg"], err["type"]
+    """One phrase: what the key expects and what it got ('expected a mapping with keys min, max (got 4)')."""
+    msg, kind, loc = err["msg"], err["type"], err["loc"]
     if kind == "extra_forbidden":
-        return _unknown(str(err["loc"][-1]), _known_at(err["loc"]))
+        return _unknown(str(loc[-1]), _known_at(loc))
     if kind == "missing":
         return "is required"
     value = err.get("input")
-    if isinstance(value, (dict, list)):
-        return msg
-    return f"{msg} (got {value!r})"
+    got = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    if kind in _MAPPING:
+        keys = _known_at((*loc, "?"))
+        return f"expected a mapping{' with keys ' + ', '.join(keys) if keys else ''}{got}"
+    setting = _setting_at(loc)
+    if setting is not None and kind not in ("value_error", "assertion_error"):
+        return f"must be {setting.allowed()}{got}"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}{got}"
+    if kind == "literal_error":
+        return f"must be one of {err['ctx']['expected'].replace(' or ', ', ')}{got}"
+    return f"{msg.replace('Input should be', 'must be')}{got}"
 
 
 def _line(problems: list[str]) -> str:

@@ -35,6 +35,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"preview: error: {message}\n")
 
 
+def _outputs_table(exports: dict) -> Table:
+    """The stack outputs `pulumi up` would export (README, "Stack outputs"), as the mock run resolved them."""
+    t = Table(title="stack outputs (pulumi stack output)", box=box.SIMPLE, show_header=True, header_style="bold")
+    t.add_column("output")
+    t.add_column("value", overflow="fold")
+    for name, value in exports.items():
+        shown = ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+        t.add_row(name, shown)
+    return t
+
+
 def _print_plans(plans: list[ModelPlan]) -> None:
     for p in plans:
         console.rule(f"[bold]{p.name}[/]: {p.spec.model} via {'vLLM' if p.server == 'vllm' else 'Ray Serve + vLLM'}")
@@ -120,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(_cost_table(cost))
         for note in cost.notes:
             console.print(f"[dim]- {note}[/]")
+        console.print(_outputs_table(run.exports))
     console.print(f"[green]{args.stack}[/]: {len(run.resources)} resources, {len(written)} manifests in "
                   f"{out_dir / 'manifests'}, plan in {out_dir / 'plan.json'}; ${cost.monthly_usd:,.0f}/month")
     return 0

@@ -237,9 +237,18 @@ def available_stacks() -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in STACKS.glob("Pulumi.*.yaml"))
 
 
+# PyYAML reports a problem where it noticed it, which for these constructs is past the mistake (a key without its
+# ':' on line 12 is noticed on line 13): the construct's own start (context_mark) is where the mistake is.
+_STARTS_AT_THE_MISTAKE = ("while scanning a simple key", "while scanning a quoted scalar",
+                          "while scanning a plain scalar", "while parsing a flow")
+
+
 def _yaml_reason(exc: yaml.YAMLError) -> str:
-    """The parser's reason and where, once: 'line 4, column 9: mapping values are not allowed here'."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    """The parser's reason and where the mistake is, once: 'line 4, column 9: mapping values are not allowed here'."""
+    context = getattr(exc, "context", None) or ""
+    at_start = context.startswith(_STARTS_AT_THE_MISTAKE) and getattr(exc, "context_mark", None) is not None
+    mark = exc.context_mark if at_start else (  # type: ignore[attr-defined]
+        getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None))
     reason = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc).splitlines()[0]
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
     context = getattr(exc, "context", None)

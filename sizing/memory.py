@@ -79,18 +79,26 @@ def check_context(arch: Architecture, max_model_len: int) -> None:
         )
 
 
+def tensor_parallel_sizes(arch: Architecture) -> list[int]:
+    """The degrees vLLM accepts for `arch`: divisors of the attention heads that split or replicate the KV heads."""
+    kv = arch.num_kv_heads
+    return [t for t in range(1, arch.num_heads + 1)
+            if arch.num_heads % t == 0 and (arch.mla or kv % t == 0 or t % kv == 0)]
+
+
 def check_tensor_parallel(arch: Architecture, tp: int) -> None:
     """vLLM needs the attention heads to split evenly, and KV heads to split or replicate evenly."""
+    valid = ", ".join(map(str, tensor_parallel_sizes(arch)))
     if tp < 1:
         raise SizingError(f"«tensor_parallel_size» must be at least 1 (got {tp})", key="tensor_parallel_size")
     if arch.num_heads % tp:
         raise SizingError(
-            f"«tensor_parallel_size» {tp} does not divide the {arch.num_heads} attention heads of {arch.name or arch.model_type}",
-            key="tensor_parallel_size")
+            f"«tensor_parallel_size» {tp} does not divide the {arch.num_heads} attention heads of {arch.name or arch.model_type}; "
+            f"valid: {valid}", key="tensor_parallel_size")
     kv = arch.num_kv_heads
     if not arch.mla and kv % tp and tp % kv:
-        raise SizingError(f"«tensor_parallel_size» {tp} neither divides nor is a multiple of the {kv} KV heads",
-                          key="tensor_parallel_size")
+        raise SizingError(f"«tensor_parallel_size» {tp} neither divides nor is a multiple of the {kv} KV heads; "
+                          f"valid: {valid}", key="tensor_parallel_size")
 
 
 # --- KV cache ----------------------------------------------------------------------------------------------

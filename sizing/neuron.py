@@ -150,8 +150,9 @@ def check_neuron_tp(arch: Architecture, tp: int) -> None:
     if tp < 1:
         raise SizingError(f"«tensor_parallel_size» must be at least 1 (got {tp})", key="tensor_parallel_size")
     if arch.num_heads % tp:
-        raise SizingError(f"«tensor_parallel_size» {tp} does not divide the {arch.num_heads} attention heads",
-                          key="tensor_parallel_size")
+        valid = [t for t in neuron_facts()["tensor_parallel_sizes"] if arch.num_heads % t == 0]
+        raise SizingError(f"«tensor_parallel_size» {tp} does not divide the {arch.num_heads} attention heads; valid on "
+                          f"Neuron: {', '.join(map(str, valid))}", key="tensor_parallel_size")
 
 
 def neuron_budget(

@@ -87,7 +87,8 @@ def print_plan(p: DeploymentPlan, arch: Architecture, kv_true: int, kv_seed: int
         t.add_row("pinned", render(p.cheapest_alternative, names) if p.cheapest_alternative
                   else "the pinned instance type is also the cheapest fleet")
     console.print(t)
-    seeds = Table(title="rules of thumb from the seed documents vs vLLM's accounting (one replica)", box=box.SIMPLE)
+    seeds = Table(title="published rules of thumb (EKS deployment guides) vs vLLM's accounting (one replica)",
+                  box=box.SIMPLE)
     for col in ("formula", "says", "vLLM"):
         seeds.add_column(col)
     for r in p.rules_of_thumb:

@@ -1,9 +1,10 @@
-"""The seed documents' sizing formulas, computed as written, to show beside vLLM's own accounting.
+"""Published sizing rules of thumb, computed as written, to show beside vLLM's own accounting. They come from the
+deployment guides this project started from (../shared/seeds in the development tree; users see only the names):
 
-Seed 000 (Llama-3.2-1B on g5): memory = parameters x bytes x 1.2 ("20% overhead for activations").
-Seed 001 (Qwen3-1.7B on g6):  memory = weights + 25% of weights + KV, with KV per token = 2 x bytes x layers x
-hidden_size (no grouped-query attention) x context x concurrent requests.
-Seed 003 (Llama-2-13B on g5.12xlarge) uses the same KV-per-token formula with 2-3 GB of further overhead.
+"20% overhead" (an EKS guide's Llama-3.2-1B on g5): memory = parameters x bytes x 1.2.
+"25% activations + KV" (an EKS guide's Qwen3-1.7B on g6): memory = weights + 25% of weights + KV, with KV per token
+= 2 x bytes x layers x hidden_size (no grouped-query attention) x context x concurrent requests.
+A SageMaker guide (Llama-2-13B on g5.12xlarge) uses the same KV-per-token formula with 2-3 GB of further overhead.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ def seed_estimates(arch: Architecture, dtype_bytes: float, max_model_len: int, c
     kv_token = seed_kv_bytes_per_token(arch, dtype_bytes)
     kv = kv_token * max_model_len * concurrency
     return [
-        RuleOfThumb("seed 000", "parameters x bytes x 1.2", None, weights * 1.2 / GIB),
+        RuleOfThumb("20% overhead", "parameters x bytes x 1.2", None, weights * 1.2 / GIB),
         RuleOfThumb(
-            "seed 001",
+            "25% activations + KV",
             "weights x 1.25 + 2 x bytes x layers x hidden x context x requests",
             kv_token,
             (weights * 1.25 + kv) / GIB,

@@ -44,6 +44,7 @@ class Setting:
     ge: float | None = None
     le: float | None = None
     pattern: str | None = None
+    form: str | None = None  # the pattern in words, for messages
     stack: str | None = None  # key under llm-eks:models[i] ('replicas.min': nested); None: not a model key
     stack_words: str | None = None  # how messages name it in a stack file when no model key sets it
     flag: str | None = None  # the CLI flag; None: not on the CLI
@@ -70,7 +71,12 @@ class Setting:
         """What the setting allows, in words: 'one of auto, fp8', 'a positive integer at most 4096'."""
         if self.choices:
             return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.form:
+            return self.form
         kind = {int: "integer", float: "number", str: "text"}[self.type]
+        if self.ge is not None and self.le is not None:
+            return f"an {kind} from {_num(self.ge)} to {_num(self.le)}" if kind == "integer" else \
+                f"a {kind} from {_num(self.ge)} to {_num(self.le)}"
         if self.gt == 0:
             words = f"a positive {kind}"
         elif self.gt is not None:
@@ -92,7 +98,8 @@ def _num(x: float) -> str:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("model", "Hugging Face model id (the built-in catalog, else fetched from the Hub)", required=True,
-            pattern=MODEL_ID_PATTERN, stack="model", flag="--model", metavar="ID"),
+            pattern=MODEL_ID_PATTERN, form="a Hugging Face id of the form org/name (e.g. Qwen/Qwen3-1.7B)",
+            stack="model", flag="--model", metavar="ID"),
     Setting("config", "a local config.json (or a folder holding one), for a model outside the built-in catalog "
             "offline", stack="config", flag="--config", metavar="PATH"),
     Setting("max_model_len", "longest request in tokens (prompt + output)", int, required=True, gt=0, le=10_000_000,

@@ -230,3 +230,30 @@ def test_offline_the_refusal_is_a_warning_so_the_prod_example_still_previews():
     run = run_stack("qwen-g6-prod", config_raw, secrets)  # the offline preview: every resource, and the warning
     assert run.resources
     assert any(w.startswith(f"{KEY}[0]: 203.0.113.0/24") and "`pulumi up` refuses this" in w for w in run.warnings)
+
+
+# --- type errors say the expected shape (issue 21 item 8) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keys, words", [
+    ({"replicas": 4}, "llm-eks:models[0].replicas: expected a mapping with keys min, max (got 4)"),
+    ({"autoscaling": [1]}, "llm-eks:models[0].autoscaling: expected a mapping with keys waitingPerReplica, "
+                           "kvCacheUsage, runningPerReplica"),
+    ({"maxModelLen": "lots"}, "llm-eks:models[0].maxModelLen: must be a positive integer at most 10000000 (got 'lots')"),
+    ({"concurrency": 0}, "llm-eks:models[0].concurrency: must be a positive integer at most 4096 (got 0)"),
+    ({"accelerator": "h100"}, "llm-eks:models[0].accelerator: must be one of nvidia, neuron, any (got 'h100')"),
+    ({"replicas": {"min": -1}}, "llm-eks:models[0].replicas.min: must be an integer from 0 to 100 (got -1)"),
+    ({"model": "qwen3"}, "llm-eks:models[0].model: must be a Hugging Face id of the form org/name (e.g. "
+                         "Qwen/Qwen3-1.7B) (got 'qwen3')"),
+    ({"extraEngineArgs": "--enforce-eager"}, "llm-eks:models[0].extraEngineArgs: expected a list (got '--enforce-eager')"),
+])
+def test_a_wrong_type_names_the_expected_shape_not_pydantics_words(keys, words):
+    message = error(raw([{**MODEL, **keys}]), SECRETS)
+    assert message == words
+    assert "Input should be" not in message and "instance of" not in message
+
+
+def test_a_wrong_top_level_shape_lists_the_keys_there():
+    message = error(raw(cluster="5"), SECRETS)
+    assert message.startswith("llm-eks:cluster: expected a mapping with keys kubernetesVersion, ")
+    assert message.endswith("(got '5')")

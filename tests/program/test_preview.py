@@ -299,3 +299,32 @@ def test_make_test_installs_the_dev_requirements_on_top(tmp_path):
                               capture_output=True, text=True).stdout
     assert "-r requirements.txt" in commands and "-r requirements-dev.txt" in commands
     assert commands.index("-r requirements.txt") < commands.index("-r requirements-dev.txt")
+
+
+@pytest.mark.parametrize("body, line", [
+    # A key without its ':' (PyYAML notices it on the next line), an unclosed quote, an unclosed '[': each is
+    # reported on the line the user got wrong, counted as an editor counts (the first line is 1).
+    ("config:\n  llm-eks:models:\n    - name: qwen\n      model Qwen/Qwen3-1.7B\n      maxModelLen: 8192\n", 4),
+    ("config:\n  llm-eks:models:\n    - name: \"qwen\n      model: Qwen/Qwen3-1.7B\n", 3),
+    ("config:\n  llm-eks:models:\n    - name: qwen\n      replicas: [1, 2\n      maxModelLen: 8192\n", 4),
+])
+def test_a_yaml_error_names_the_line_of_the_mistake(body, line, stacks_dir, tmp_path, capsys):
+    (stacks_dir / "Pulumi.bad.yaml").write_text(body)
+    assert main(["bad", "--out", str(tmp_path / "build")]) == 2
+    assert f"Pulumi.bad.yaml: not valid YAML: line {line}, column " in capsys.readouterr().err
+
+
+def test_the_preview_prints_every_stack_output_the_readme_lists(tmp_path):
+    # The README's "Stack outputs" table, plan.json's exports and the printed table name the same outputs.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**Stack outputs**", 1)[1].split("\n\n", 2)[1]
+    listed = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "250"}
+    out = subprocess.run([sys.executable, "-m", "preview", "qwen-g6", "--out", str(tmp_path)], cwd=REPO,
+                         env=env, capture_output=True, text=True, check=True).stdout
+    exports = json.loads((tmp_path / "qwen-g6" / "plan.json").read_text())["exports"]
+    assert sorted(listed) == sorted(exports)
+    table = out.split("stack outputs (pulumi stack output)", 1)[1]
+    for name in listed:
+        assert f" {name} " in table
+    assert exports["prometheus_url"] in table and exports["grafana"] in table

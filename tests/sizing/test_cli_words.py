@@ -83,7 +83,14 @@ def test_a_tp_that_fits_nothing_is_the_reason(capsys):
     assert ("--tp 16 fits no NVIDIA instance type: tensor parallelism needs 16 GPUs in one node (a power of two on "
             "GPUs), and the most here is 8") in err
     err = bad(capsys, *QWEN, "--tp", "3")
-    assert "--tp 3 does not divide the 16 attention heads" in err
+    # Qwen3-1.7B's config.json: 16 attention heads, 8 KV heads; vLLM takes the divisors that split or replicate both.
+    assert "--tp 3 does not divide the 16 attention heads of Qwen/Qwen3-1.7B; valid: 1, 2, 4, 8, 16" in err
+    # Qwen3-32B: 64 heads, 8 KV heads; a stack file reads its own key name.
+    arch = from_config(load_model_config("Qwen/Qwen3-32B")[0], "Qwen/Qwen3-32B")
+    with pytest.raises(SizingError) as exc:
+        plan(Workload("Qwen/Qwen3-32B", arch, 8192, tensor_parallel_size=3))
+    assert str(exc.value) == ("tensorParallelSize 3 does not divide the 64 attention heads of Qwen/Qwen3-32B; valid: "
+                              "1, 2, 4, 8, 16, 32, 64")
 
 
 def test_hints_use_each_front_ends_key_names(capsys):
@@ -221,3 +228,13 @@ def test_an_uncatalogued_id_offline_says_offline_not_missing(capsys, monkeypatch
     with pytest.raises(SizingError) as exc:
         load_model_config("someorg/some-model")
     assert "set config to a local config.json" in str(exc.value) and "--config" not in str(exc.value)
+
+
+def test_the_plan_names_each_rule_of_thumb_by_what_it_is_not_a_seed_number(capsys, monkeypatch):
+    # A user of the repository has no "seed 000" document: the table says what each rule is.
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(QWEN) == 0
+    out = capsys.readouterr().out
+    assert "seed" not in out.lower()
+    assert "published rules of thumb (EKS deployment guides)" in out
+    assert "20% overhead: parameters x bytes x 1.2" in out

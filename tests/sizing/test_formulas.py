@@ -34,8 +34,8 @@ def test_seed_001_formula_as_written():
     a = arch("Qwen/Qwen3-1.7B")
     seed = {r.name: r for r in seed_estimates(a, 2, 8192, 1)}
     expected = (1_720_574_976 * 2 * 1.25 + 229_376 * 8192) / GIB
-    assert seed["seed 001"].total_gib == pytest.approx(expected)
-    assert seed["seed 000"].total_gib == pytest.approx(1_720_574_976 * 2 * 1.2 / GIB)
+    assert seed["25% activations + KV"].total_gib == pytest.approx(expected)
+    assert seed["20% overhead"].total_gib == pytest.approx(1_720_574_976 * 2 * 1.2 / GIB)
 
 
 def kv(a, tp):

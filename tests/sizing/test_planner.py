@@ -143,4 +143,4 @@ def test_plan_json_contract():
     assert isinstance(d["engine_args"], list) and all(isinstance(a, str) for a in d["engine_args"])
     assert all(set(r) >= {"instance_type", "reason"} for r in d["rejected"])
     assert d["monthly_usd"] == pytest.approx(d["hourly_usd"] * 730, abs=0.01)
-    assert {r["name"] for r in d["rules_of_thumb"]} == {"seed 000", "seed 001"}
+    assert {r["name"] for r in d["rules_of_thumb"]} == {"20% overhead", "25% activations + KV"}
