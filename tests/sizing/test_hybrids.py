@@ -159,7 +159,7 @@ def test_weights_match_model_loading_took(run):
 def _run_arch(run):
     if run.get("config"):
         return from_config(load_config_file(LOGS / run["config"]), run["model"])
-    return _arch(run["model"])
+    return _arch(run.get("architecture_of") or run["model"])
 
 
 def _run_ctx(run, arch):
@@ -357,3 +357,12 @@ def test_an_all_attention_granite_4_is_a_plain_attention_model():
     assert not any(isinstance(c, StateCache) for c in a.caches) and a.moe is None
     b = gpu_budget(a, accelerator("h100"), max_model_len=8192, vllm_version="0.32.0")
     assert b.block_size == 16 and b.max_num_seqs_cap is None and b.kv_bytes_per_token == 40 * 2 * 8 * 128 * 2
+
+
+def test_nemotron_3_nano_groups_23_state_layers_in_fours_of_six():
+    # 6 attention layers, 23 Mamba2: group size 6, 4 state groups, one padding layer ("Add 1 padding layers,
+    # may waste at most 4.35%" = 1 / 23 in the 0.19.1 log).
+    a = _arch("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")
+    kv = kv_cache_of(a, _ctx(a, kv_bytes=1, version="0.19"))
+    assert len(kv.groups) == 5 and sum(len(g.specs) for g in kv.groups) == 29
+    assert round(100 * (4 * 6 - 23) / 23, 2) == 4.35
