@@ -3,9 +3,9 @@
 Panels: vLLM's prefix-cache hit rate per replica (vllm:prefix_cache_hits_total / _queries_total, the number the A/B
 compares), requests waiting and running per replica (the queue; KEDA scales on the same series), the router's
 requests per replica and in flight per replica (vllm_router_processed_requests_total, vllm_router_running_requests),
-its policy decisions per replica, and its cache-aware tree's hits and misses (vllm_router_cache_hits_total /
-_misses_total: the router's own guess, before vLLM's cache answers). vllm_router_* names as vllm-router 0.1.17 exports
-them (read off its /metrics in `make ab-routing`).
+its policy decisions per replica, and cache_aware's outcome per request (vllm_router_prefix_routing_decisions_total:
+the router's own guess, before vLLM's cache answers). vllm_router_* names as vllm-router 0.1.17 exports them (read off
+its /metrics in `make ab-routing`; tests/program/data/ holds that capture).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ PREFIX_QUERIES = "vllm:prefix_cache_queries_total"  # tokens looked up
 ROUTER_PROCESSED = "vllm_router_processed_requests_total"  # label worker
 ROUTER_RUNNING = "vllm_router_running_requests"  # label worker
 ROUTER_DECISIONS = "vllm_router_policy_decisions_total"  # labels policy, worker
-ROUTER_CACHE_HITS = "vllm_router_cache_hits_total"
-ROUTER_CACHE_MISSES = "vllm_router_cache_misses_total"
-ROUTER_METRICS = (ROUTER_PROCESSED, ROUTER_RUNNING, ROUTER_DECISIONS, ROUTER_CACHE_HITS, ROUTER_CACHE_MISSES)
+# cache_aware's outcome per request: prefix_hit / prefix_miss (its tree's match against the threshold), or
+# missing_tokens (the replica would not render the prompt's tokens: see plan/models.py, --enable-scale-out)
+ROUTER_PREFIX_DECISIONS = "vllm_router_prefix_routing_decisions_total"
+ROUTER_METRICS = (ROUTER_PROCESSED, ROUTER_RUNNING, ROUTER_DECISIONS, ROUTER_PREFIX_DECISIONS)
 WINDOW = "5m"
 
 
@@ -54,11 +55,11 @@ def panels(namespaces: str) -> list[dict[str, Any]]:
         _panel(5, "timeseries", "Router: policy decisions", (0, 16, 12, 8),
                [_target(f"sum by (policy, worker) (rate({ROUTER_DECISIONS}[{m.RATE_WINDOW}]))",
                         "{{policy}} {{worker}}", "A")], "reqps", "Which replica each policy picked, per second."),
-        _panel(6, "timeseries", "Router: cache-aware tree hits", (12, 16, 12, 8),
-               [_target(f"sum(rate({ROUTER_CACHE_HITS}[{m.RATE_WINDOW}]))", "hits", "A"),
-                _target(f"sum(rate({ROUTER_CACHE_MISSES}[{m.RATE_WINDOW}]))", "misses", "B")], "reqps",
-               "The cache_aware policy's own prefix tree: a hit sends the request to the replica that served the "
-               "longest matching prefix."),
+        _panel(6, "timeseries", "Router: cache-aware outcomes", (12, 16, 12, 8),
+               [_target(f"sum by (outcome) (rate({ROUTER_PREFIX_DECISIONS}[{m.RATE_WINDOW}]))", "{{outcome}}", "A")],
+               "reqps", "The cache_aware policy's own prefix tree: prefix_hit sends the request to the replica that "
+               "served the longest matching prefix; missing_tokens means the replica would not render the prompt "
+               "(vLLM without --enable-scale-out) and the router picked without it."),
     ]
 
 

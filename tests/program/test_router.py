@@ -205,3 +205,19 @@ def test_nginx_accepts_the_endpoint_config(tmp_path):
         path.write_text(conf)
         proc = subprocess.run(["nginx", "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
         assert proc.returncode == 0 and "test is successful" in proc.stderr, proc.stderr
+
+
+def test_the_routing_dashboard_queries_what_vllm_router_exports():
+    """Every vllm_router_* series the dashboard queries, in a real vllm-router 0.1.17 /metrics (a cache_aware router
+    after an A/B run, tests/program/data/). vLLM's own names are checked by tests/bench/test_metrics_live.py, which
+    reads every vllm:* name the project's sources use off a live vLLM."""
+    from components.dashboards import router as board
+
+    capture = (Path(__file__).parent / "data" / "vllm-router-0.1.17-cache-aware.metrics.txt").read_text()
+    exposed = {line.split("{")[0].split(" ")[0] for line in capture.splitlines() if line and not line.startswith("#")}
+    exposed |= {n.rsplit("_", 1)[0] for n in exposed if n.endswith(("_bucket", "_sum", "_count"))}
+    queried = {name for p in board.dashboard(["ns"])["panels"] for t in p["targets"]
+               for name in re.findall(r"vllm_router_[a-z_]+", t["expr"])}
+    assert queried == set(board.ROUTER_METRICS)
+    assert queried <= exposed, queried - exposed
+    assert 'outcome="prefix_hit"' in capture  # cache_aware matched prefixes: the engines rendered the tokens
