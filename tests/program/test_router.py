@@ -221,3 +221,14 @@ def test_the_routing_dashboard_queries_what_vllm_router_exports():
     assert queried == set(board.ROUTER_METRICS)
     assert queried <= exposed, queried - exposed
     assert 'outcome="prefix_hit"' in capture  # cache_aware matched prefixes: the engines rendered the tokens
+
+
+def test_make_preview_shows_one_endpoint_for_both_models(tmp_path, capsys):
+    from preview.__main__ import main
+
+    assert main(["two-models-g6", "--out", str(tmp_path), "--quiet"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert (f"one OpenAI endpoint: {openai_base_url()} serves Qwen/Qwen3-1.7B (cache_aware), "
+            "meta-llama/Llama-3.2-1B (round_robin)") in text
+    plan = json.loads((tmp_path / "two-models-g6" / "plan.json").read_text())
+    assert plan["exports"]["openai_base_url"] == openai_base_url()
