@@ -76,9 +76,10 @@ def _qwen_hybrid(cfg: dict, model_type: str, *, moe: bool, ssm_key: str) -> Arch
     n_linear, n_full = sum(linear), layers - sum(linear)
     b = _Builder(hidden, layers)
     b.embeddings(c["vocab_size"], tied)
-    # Gated attention: q_proj also emits a per-head output gate.
+    # Gated attention: q_proj also emits a per-head output gate (attn_output_gate, on in every release so far).
     heads, kv_heads, head_dim = c["num_heads"], c["num_kv_heads"], c["head_dim"]
-    b.add("q_proj", hidden, 2 * heads * head_dim, n_full, Shard.COLUMN, Role.ATTENTION)
+    gate = 2 if cfg.get("attn_output_gate", True) else 1
+    b.add("q_proj", hidden, gate * heads * head_dim, n_full, Shard.COLUMN, Role.ATTENTION)
     b.add("k_proj", hidden, kv_heads * head_dim, n_full, Shard.KV, Role.ATTENTION, kv_heads)
     b.add("v_proj", hidden, kv_heads * head_dim, n_full, Shard.KV, Role.ATTENTION, kv_heads)
     b.add("o_proj", heads * head_dim, hidden, n_full, Shard.ROW, Role.ATTENTION)

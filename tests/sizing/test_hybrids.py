@@ -366,3 +366,10 @@ def test_nemotron_3_nano_groups_23_state_layers_in_fours_of_six():
     kv = kv_cache_of(a, _ctx(a, kv_bytes=1, version="0.19"))
     assert len(kv.groups) == 5 and sum(len(g.specs) for g in kv.groups) == 29
     assert round(100 * (4 * 6 - 23) / 23, 2) == 4.35
+
+
+def test_attn_output_gate_doubles_q_proj():
+    # Qwen3.5-9B: the gate half of q_proj is 4096 x (16 x 256) per full-attention layer, 8 of them.
+    cfg = load_model_config("Qwen/Qwen3.5-9B")[0]
+    off = {**cfg, "text_config": {**cfg["text_config"], "attn_output_gate": False}}
+    assert _arch("Qwen/Qwen3.5-9B").parameters - from_config(off).parameters == 8 * 4096 * 16 * 256
