@@ -104,3 +104,22 @@ def test_an_unknown_attention_kind_is_refused_in_one_line_naming_it(hub):
         from_config(load_model_config("someone/rwkv")[0])
     message = str(err.value)
     assert "model_type 'rwkv7' is not supported" in message and "\n" not in message
+
+
+def test_every_model_the_stacks_and_the_readme_name_is_in_the_offline_catalog(monkeypatch):
+    # Offline, the catalog answers for every model a stack serves and every `python -m sizing --model` example.
+    import re
+
+    from .ground_truth import ROOT
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    named = set()
+    for stack in (ROOT / "stacks").glob("*.yaml"):
+        named |= set(re.findall(r"model: ([\w.-]+/[\w.-]+)", stack.read_text()))
+    # Every `--model org/name` in the README but the placeholder and the local tiny model vLLM serves from build/.
+    named |= set(re.findall(r"--model ([\w.-]+/[\w.-]+)", (ROOT / "README.md").read_text())) - {"org/name", "build/tiny"}
+    assert len(named) >= 6, named
+    for model in sorted(named):
+        cfg, source = load_model_config(model)
+        assert source == "catalog", model
+        from_config(cfg, model)
