@@ -11,7 +11,9 @@ Adding a setting is one change here plus its field on `Workload` (sizing/plans.p
 
 Its stack key then exists (models[i].ttftP95Ms, camelCase of the field name, typed and bounded), so does its CLI
 flag, a message naming «ttft_p95_ms» reads `ttftP95Ms` in a stack error and `--ttft-p95-ms` in the CLI, and both
-front ends pass it to Workload(ttft_p95_ms=...). `stack=None` or `flag=None` leaves it out of that front end.
+front ends pass it to Workload(ttft_p95_ms=...). `stack=None` or `flag=None` leaves it out of that front end. A
+nested key (`slo.itlMs`, `replicas.min`) lands in its group's model in config/schema.py (`_group`, `Replicas`); a new
+group is one `_group` line there. Type errors in a stack file then say `allowed()` ("must be a positive number").
 
 Words: the *vendor* is who makes the accelerator (nvidia | neuron | any; the stack key is `accelerator`, kept so
 that existing stack files stay valid); an *accelerator* is one chip (h100, l4, inferentia2: the CLI's
