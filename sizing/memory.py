@@ -26,7 +26,15 @@ from .errors import SizingError
 from .kv_cache import CacheContext, KVCacheConfig, Limits, kv_cache_config
 from .settings import DTYPES
 from .state_cache import cache_context, state_blocks_cap
-from .weights import DTYPE_BYTES, WeightFormat, mxfp4_expert_align, resolve_format, rotary_cache_bytes, served_weight_bytes, vllm_quantization
+from .weights import (
+    DTYPE_BYTES,
+    WeightFormat,
+    mxfp4_expert_align,
+    resolve_format,
+    rotary_cache_bytes,
+    served_weight_bytes,
+    vllm_quantization,
+)
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 

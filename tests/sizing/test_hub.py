@@ -12,10 +12,14 @@ import socket
 import huggingface_hub
 import pytest
 from huggingface_hub.errors import NotASafetensorsRepoError
-from huggingface_hub.utils import SafetensorsFileMetadata, SafetensorsRepoMetadata, TensorInfo
+from huggingface_hub.utils import (
+    SafetensorsFileMetadata,
+    SafetensorsRepoMetadata,
+    TensorInfo,
+)
 
 from sizing.architecture import from_config
-from sizing.catalog import GIB, accelerator, load_model_config, catalog_models
+from sizing.catalog import GIB, accelerator, catalog_models, load_model_config
 from sizing.errors import SizingError
 from sizing.memory import gpu_budget
 from sizing.weights import checkpoint_bytes
