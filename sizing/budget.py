@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from . import catalog
 from .architecture import Architecture
 from .catalog import InstanceType
-from .memory import GpuBudget, facts_for, gpu_budget
+from .memory import GpuBudget, facts_for, gpu_budget, gpu_class
 from .neuron import neuron_budget, neuron_facts, neuron_unsupported
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ class NvidiaRules:
         if w.max_num_seqs is not None:
             return w.max_num_seqs
         _, f = facts_for(w.vllm_version)
-        large = inst.accelerator.usable_gib >= f["large_gpu_min_gib"] and not inst.accelerator.key.startswith("a100")
-        return max(share, f["max_num_seqs"]["large" if large else "small"])
+        return max(share, f["max_num_seqs"][gpu_class(inst.accelerator, f)])
 
     def budget(self, w: Workload, inst: InstanceType, tp: int, share: int) -> GpuBudget:
         def at(seqs: int) -> GpuBudget:

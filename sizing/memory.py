@@ -2,7 +2,7 @@
 
     requested   = total_memory x gpu_memory_utilization                    (gpu_worker.request_memory)
     kv_avail    = requested - weights - activation peak - non-torch growth  (determine_available_memory)
-                  [- CUDA-graph estimate, from 0.21]
+                  [- CUDA-graph estimate, from 0.20]
     page        = per layer, from its KV cache spec (kv_cache.py: full, sliding, chunked, MLA, Mamba state)
     num_blocks  = kv_avail // (pages of one group's layers)               (get_kv_cache_config_from_groups)
     kv tokens   = num_blocks // groups x block_size, or concurrency x max_model_len (newer releases)
@@ -17,6 +17,7 @@ modelled here from the engine's profiling shapes with constants fitted to publis
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
@@ -39,20 +40,35 @@ from .weights import (
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 
 
+def release(version: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) of a vLLM version string (0.19.1, v0.20.2, 0.32.0rc1), or None if it is not one."""
+    m = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", version.strip())
+    return (int(m[1]), int(m[2]), int(m[3] or 0)) if m else None
+
+
 def facts_for(version: str | None) -> tuple[str, dict[str, Any]]:
-    """The engine facts of the release line of `version` (e.g. 0.19.1 -> the 0.19 entry)."""
+    """The engine facts of the release line of `version` (e.g. 0.19.1 -> the 0.19 entry); only the releases
+    engine.yaml models, oldest_version to default_version (the pinned image's), are accepted."""
     data = engine_facts()
     version = version or data["default_version"]
-    try:
-        major_minor = tuple(int(p) for p in version.lstrip("v").split(".")[:2])
-    except ValueError:
-        raise SizingError(f"«vllm_version» '{version}' is not a vLLM version of the form 0.19.1", key="vllm_version") from None
-    lines = sorted((tuple(int(p) for p in k.split(".")), k) for k in data["versions"])
-    chosen = [k for v, k in lines if v <= major_minor]
-    if not chosen:
-        raise SizingError(f"«vllm_version» {version} is older than the oldest vLLM release line modelled ({lines[0][1]})",
+    wanted = release(version)
+    if wanted is None:
+        raise SizingError(f"«vllm_version» '{version}' is not a vLLM version of the form 0.19.1", key="vllm_version")
+    oldest, newest = data["oldest_version"], data["default_version"]
+    if not release(oldest) <= wanted <= release(newest):
+        raise SizingError(f"«vllm_version» {version} is outside the vLLM releases modelled, {oldest} to {newest}",
                           key="vllm_version")
+    lines = sorted((release(k), k) for k in data["versions"])
+    chosen = [k for v, k in lines if v <= wanted]
     return version, data["versions"][chosen[-1]]
+
+
+def gpu_class(accel: Accelerator, f: dict[str, Any]) -> str:
+    """Which of vLLM's default batch sizes a GPU gets (engine/arg_utils.py: by total memory, A100 excluded from the
+    large class; from 0.28 a class of its own at >= 160 GiB): "huge", "large" or "small"."""
+    if accel.usable_gib >= f.get("huge_gpu_min_gib", math.inf):
+        return "huge"
+    return "large" if accel.usable_gib >= f["large_gpu_min_gib"] and not accel.key.startswith("a100") else "small"
 
 
 def resolve_dtype(arch: Architecture, accel: Accelerator, dtype: str) -> str:
@@ -253,6 +269,11 @@ def _activation_bytes(arch: Architecture, fmt: WeightFormat, tp: int, tokens: in
 
 
 def _cudagraph_gib(arch: Architecture, f: dict) -> float:
+    """The CUDA-graph memory the budget accounts for: the captured pool, outside the budget (up to 0.19), or
+    vLLM's profiled estimate, taken from the KV budget (from 0.20; engine.yaml cudagraph_estimate)."""
+    if f["cudagraph_in_budget"]:
+        e = f["cudagraph_estimate"]
+        return e["base_gib"] + e["per_layer_gib"] * arch.num_layers + (e["moe_extra_gib"] if arch.moe else 0.0)
     return f["cudagraph_base_gib"] + f["cudagraph_per_layer_gib"] * arch.num_layers + (
         f["cudagraph_moe_extra_gib"] if arch.moe else 0.0
     )
@@ -284,8 +305,7 @@ def gpu_budget(
     util = f["default_gpu_memory_utilization"] if gpu_memory_utilization is None else gpu_memory_utilization
     if not 0 < util <= 1:
         raise SizingError(f"«gpu_memory_utilization» must be in (0, 1] (got {util})", key="gpu_memory_utilization")
-    large = accel.usable_gib >= f["large_gpu_min_gib"] and not accel.key.startswith("a100")
-    size = "large" if large else "small"
+    size = gpu_class(accel, f)
     if (max_num_seqs is not None and max_num_seqs <= 0) or (max_num_batched_tokens is not None and max_num_batched_tokens <= 0):
         raise SizingError("max_num_seqs and max_num_batched_tokens must be positive")
     seqs = max_num_seqs or f["max_num_seqs"][size]

@@ -141,7 +141,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_num_seqs", "cap on the requests one replica batches at once (default: vLLM's for the GPU, or the "
             "replica's share of concurrency if larger; Neuron: the share); a cap below the share is refused",
             int, gt=0, le=4096, stack="maxNumSeqs", flag="--max-num-seqs", engine_flag="max-num-seqs"),
-    Setting("vllm_version", "vLLM version whose defaults apply (default: the pinned image's)",
+    Setting("vllm_version", "vLLM release whose accounting applies, 0.19.0 up to the pinned image's (the default)",
             stack_words="the vLLM image version", flag="--vllm-version", metavar="VERSION"),
     Setting("min_replicas", "fewest replicas", int, default=1, ge=0, le=100, stack="replicas.min",
             flag="--min-replicas"),

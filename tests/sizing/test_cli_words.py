@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from components.versions import VLLM_VERSION
 from sizing.architecture import from_config
 from sizing.catalog import instances, load_model_config
 from sizing.cli import main
@@ -67,8 +68,14 @@ def bad(capsys, *argv):
 def test_an_invalid_vllm_version_is_the_reason_not_the_cheapest_candidates(capsys):
     err = bad(capsys, *QWEN, "--vllm-version", "latest")
     assert err == "python -m sizing: error: --vllm-version 'latest' is not a vLLM version of the form 0.19.1"
-    err = bad(capsys, *QWEN, "--vllm-version", "0.1.0")
-    assert "--vllm-version 0.1.0 is older than the oldest vLLM release line modelled (0.19)" in err
+    # One line naming the range: engine.yaml's oldest_version to the pinned image's (components/versions.py).
+    for outside in ("0.1.0", "0.18.1", "0.32.1", "0.34.0"):
+        err = bad(capsys, *QWEN, "--vllm-version", outside)
+        assert err == (f"python -m sizing: error: --vllm-version {outside} is outside the vLLM releases modelled, "
+                       f"0.19.0 to {VLLM_VERSION}")
+    for inside in ("0.19.0", "v0.25.1", "0.32.0"):
+        code, out, _ = run(capsys, *QWEN, "--vllm-version", inside, "--json")
+        assert code == 0 and json.loads(out)["memory"]["vllm_version"] == inside
 
 
 def test_the_price_cap_is_the_reason_when_it_binds(capsys):

@@ -66,7 +66,7 @@ def test_seed_003_two_a10g_hold_three_not_four_full_requests():
     # Seed 003 shards Llama-2-13B over 2 of a g5.12xlarge's 4 A10G for batch 4 x 4096. By vLLM's accounting
     # each A10G keeps ~5.3 GiB of KV after 12.1 GiB of weights and NCCL buffers: 3.2 requests, not 4. With one
     # replica allowed, the replica bound binds; the node holds two such replicas for the same $/h. (vLLM 0.19.1, the
-    # line these numbers come from; from 0.21 the CUDA-graph estimate comes out of the KV cache: 2.96 requests.)
+    # line these numbers come from.)
     w = workload("meta-llama/Llama-2-13b-chat-hf", 4096, 4, instance_type="g5.12xlarge", tensor_parallel_size=2,
                  vllm_version="0.19.1")
     with pytest.raises(SizingError, match=r"only with more replicas than replicas\.max 1 allows: the cheapest fleet is "
