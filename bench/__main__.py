@@ -245,7 +245,10 @@ def finish(console: Console, args: argparse.Namespace, target: Target, workload:
         from sizing.catalog import instance
         from sizing.performance import efficiency
 
-        console.print(predicted.table(rows, target.label, efficiency(instance(inst).accelerator, inst).fitted_on))
+        fitted_on = efficiency(instance(inst).accelerator, inst).fitted_on
+        console.print(predicted.table(rows, target.label, fitted_on))
+        (target.out / "predicted.json").write_text(json.dumps({"factors": fitted_on, "levels": rows}, indent=2) + "\n",
+                                                   encoding="utf-8")
         if args.save_calibration:
             cal = predicted.calibrate(results, target.model_plan, source=str(path))
             console.print(f"calibration of {inst} saved in sizing/data/calibration.yaml: memory {cal['memory']}, "

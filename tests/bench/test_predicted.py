@@ -7,6 +7,7 @@ read back by the performance model), not the prediction, whose error is measured
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -28,6 +29,9 @@ def test_predicted_next_to_measured_and_calibration(tmp_path, monkeypatch, capsy
     assert "predicted (sizing, factors of nvidia) vs measured p50" in out
     for metric in ("TTFT ms", "ITL ms", "output tok/s"):
         assert out.count(metric) >= 3  # one row per level
+    compared = json.loads((tmp_path / "out" / "predicted.json").read_text())["levels"]
+    assert sorted({r["concurrency"] for r in compared}) == [1, 2, 4]
+    assert all(r["measured"] > 0 and r["predicted"] > 0 for r in compared)
     doc = yaml.safe_load((tmp_path / "calibration.yaml").read_text())
     (instance_type, cal), = doc["calibrations"].items()
     assert [r["concurrency"] for r in cal["rows"]] == [1, 2, 4]  # one replica: the whole sweep's users
