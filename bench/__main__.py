@@ -95,7 +95,8 @@ def _levels(text: str) -> tuple[int, ...]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Workload defaults are seed 004's; see bench/__main__.py for the generator.")
+                                epilog="Workload defaults are the LLMPerf run of AI on EKS's Llama-3-8B-on-Inferentia2 blueprint; "
+                                "see bench/__main__.py for the generator.")
     p.add_argument("stack", nargs="?", help="stack name (stacks/Pulumi.<stack>.yaml): sweep, $/h and in-cluster endpoint")
     p.add_argument("--model", help="the stack's model entry (its `name`) to benchmark; default: every model")
     p.add_argument("--url", help="benchmark this OpenAI base URL (e.g. http://127.0.0.1:8000/v1), generator run here")
@@ -280,7 +281,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if workload.api == "chat":
             console.print("[yellow]chat API: inference-perf 0.7.0 sends chat requests with prompts of about the "
                           f"sampled length and max_tokens={CHAT_OUTPUT_TOKENS} whatever --output-tokens says "
-                          "(seed 004's exact workload needs the default, --api completion)[/yellow]")
+                          "(the blueprint's exact workload needs the default, --api completion)[/yellow]")
         if args.url and target.info.get("hf_model"):
             served = served_models(target.url)
             if served is not None and target.info["hf_model"] not in served and target.label not in served:
