@@ -89,6 +89,15 @@ def instances() -> dict[str, InstanceType]:
 
 
 @functools.cache
+def interconnect(accelerator_key: str) -> str:
+    """How the GPUs of one instance carrying this accelerator talk (instances.yaml): each accelerator AWS sells comes
+    in one kind of multi-GPU instance (PCIe cards in g*, NVSwitch in p*). A GPU the catalog does not sell counts as
+    NVLink, the larger tensor-parallel overhead."""
+    kinds = {i.interconnect for i in instances().values() if i.accelerator.key == accelerator_key and i.count > 1}
+    return kinds.pop() if len(kinds) == 1 else "nvlink"
+
+
+@functools.cache
 def prices_as_of() -> str:
     return str(_load_yaml("instances.yaml")["prices_as_of"])
 

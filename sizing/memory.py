@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 from .architecture import Architecture
-from .catalog import GIB, Accelerator, engine_facts
+from .catalog import GIB, Accelerator, engine_facts, interconnect
 from .errors import SizingError
 from .kv_cache import CacheContext, KVCacheConfig, Limits, kv_cache_config
 from .settings import DTYPES
@@ -268,6 +268,14 @@ def _activation_bytes(arch: Architecture, fmt: WeightFormat, tp: int, tokens: in
     return f["activation_base_gib"] * GIB + max(sampler, forward) + moe + encoder
 
 
+def non_torch_bytes(tp: int, link: str, f: dict) -> float:
+    """Non-torch growth while vLLM profiles, inside the budget: NCCL's lazily connected buffers grow with what the
+    interconnect offers (NVLink SHARP on NVSwitch; plain ring/tree buffers on PCIe), engine.yaml non_torch_gib."""
+    if tp == 1:
+        return f["non_torch_gib"]["tp1"] * GIB
+    return f["non_torch_gib"]["pcie" if link == "pcie" else "nvlink"] * GIB
+
+
 def _cudagraph_gib(arch: Architecture, f: dict) -> float:
     """The CUDA-graph memory the budget accounts for: the captured pool, outside the budget (up to 0.19), or
     vLLM's profiled estimate, taken from the KV budget (from 0.20; engine.yaml cudagraph_estimate)."""
@@ -325,7 +333,7 @@ def gpu_budget(
     requested = math.ceil(total * util)
     weights = served_weight_bytes(arch, fmt, tp) + rotary_cache_bytes(arch, fmt)
     activation = _activation_bytes(arch, fmt, tp, tokens, seqs, f)
-    non_torch = (f["non_torch_gib"]["tp1"] if tp == 1 else f["non_torch_gib"]["tp_multi"]) * GIB
+    non_torch = non_torch_bytes(tp, interconnect(accel.key), f)
     cudagraph = _cudagraph_gib(arch, f) * GIB
     kv_avail = requested - weights - activation - non_torch - (cudagraph if f["cudagraph_in_budget"] else 0)
 
