@@ -63,7 +63,7 @@ def test_llama2_13b_chat_batch_4_is_placed_on_nvidia():
 
 
 def test_seed_003_two_a10g_hold_four_full_requests_over_pcie():
-    # SageMaker's guide (seed 003) shards Llama-2-13B over 2 of a g5.12xlarge's 4 A10G for batch 4 x 4096. The A10G talk over PCIe, where
+    # A SageMaker guide shards Llama-2-13B over 2 of a g5.12xlarge's 4 A10G for batch 4 x 4096. The A10G talk over PCIe, where
     # vLLM adds 0.35 GiB of non-torch memory per GPU at TP 2, not the 2.2 GiB of NVSwitch H100s (engine.yaml
     # non_torch_gib; tests/sizing/test_tp_overhead.py): each A10G keeps ~6.7 GiB of KV after 12.1 GiB of weights, 4.3
     # requests, so one replica holds the guide's 4 users (issue 15; with the NVLink figure it was 3.1). The node still
