@@ -13,12 +13,12 @@ from typing import Any, Mapping
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from sizing.settings import SETTINGS
 
 from .names import stack_name_problem
-from .schema import PROJECT, StackConfig, documentation_range
+from .schema import EKS_ONLY_KEYS, PROJECT, StackConfig, documentation_range
 
 ENVIRONMENTS = Path(__file__).with_name("environments.yaml")
 TOKEN_KEY = f"{PROJECT}:hfToken"
@@ -179,7 +179,10 @@ def load_stack_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[
         problems.append(f"{PROJECT}:environment: must be one of {', '.join(environments)} (got {env!r})")
     else:
         try:
-            config = StackConfig.model_validate(_merge(environments[env], data))
+            defaults = environments[env]
+            if data.get("target") == "sagemaker":  # the environments' defaults describe a cluster it does not build
+                defaults = {k: v for k, v in defaults.items() if to_snake(k) not in EKS_ONLY_KEYS}
+            config = StackConfig.model_validate(_merge(defaults, data))
         except ValidationError as exc:
             problems.extend(validation_problems(exc))
     if problems or config is None:

@@ -22,6 +22,11 @@ KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36")  # EKS standard support; 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 
 
+# The retention values CloudWatch Logs accepts (PutRetentionPolicy API reference).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False, frozen=True)
 
@@ -88,9 +93,8 @@ class Cluster(_Model):
     ]
     admin_role_arns: list[Annotated[str, Field(pattern=r"^arn:aws[-a-z]*:iam::\d{12}:role/.+$")]] = []
     deletion_protection: bool = False
-    # Control-plane log group retention; CloudWatch accepts only these values (PutRetentionPolicy API reference).
-    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                                2557, 2922, 3288, 3653] = 30
+    # Control-plane log group retention.
+    log_retention_days: Literal[LOG_RETENTION_DAYS] = 30  # type: ignore[valid-type]
 
     @field_validator("kubernetes_version", mode="before")
     @classmethod
@@ -236,9 +240,32 @@ class Observability(_Model):
     cloudwatch: bool = False  # the amazon-cloudwatch-observability add-on (Container Insights, Neuron Monitor)
 
 
+class SageMaker(_Model):
+    """`target: sagemaker` only: where the endpoint's instances sit and how long its logs stay. Without subnetIds the
+    endpoint runs in SageMaker's own network (internet access for the container, no VPC to build)."""
+
+    subnet_ids: Annotated[list[str], Field(min_length=1, max_length=16)] | None = None
+    security_group_ids: Annotated[list[str], Field(min_length=1, max_length=5)] | None = None
+    log_retention_days: Literal[LOG_RETENTION_DAYS] = 30  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _vpc(self) -> "SageMaker":
+        if (self.subnet_ids is None) != (self.security_group_ids is None):
+            raise ValueError("VPC placement needs both subnetIds and securityGroupIds (SageMaker's VpcConfig)")
+        return self
+
+
+# The keys that describe a cluster, which `target: sagemaker` does not build.
+EKS_ONLY_KEYS = ("cluster", "network", "system_nodes", "chat_ui", "observability")
+
+
 class StackConfig(_Model):
     """Everything under the llm-eks: namespace of a stack file, validated once."""
 
+    # eks: VPC, EKS, Karpenter and the model servers (the default); sagemaker: one SageMaker endpoint per model, with
+    # the same sizing, on ml.* instance types (plan/sagemaker.py, components/sagemaker_endpoint.py).
+    target: Literal["eks", "sagemaker"] = "eks"
+    sagemaker: SageMaker = SageMaker()
     environment: Literal["dev", "prod"] = "dev"
     cluster: Cluster = Cluster()
     network: Network = Network()
@@ -249,6 +276,25 @@ class StackConfig(_Model):
     chat_ui: ChatUi = ChatUi()
     observability: Observability = Observability()
     tags: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _target(self) -> "StackConfig":
+        if self.target == "sagemaker":
+            unused = [to_camel(k) for k in EKS_ONLY_KEYS if k in self.model_fields_set]
+            if unused:
+                raise ValueError(f"{', '.join(unused)}: not used by target sagemaker (no cluster is built); remove it")
+            for i, m in enumerate(self.models):
+                if not (m.instance_type or "").startswith("ml."):
+                    raise ValueError(f"models[{i}].instanceType: target sagemaker needs an ml.* instance type "
+                                     f"(e.g. ml.g5.12xlarge), got {m.instance_type!r}")
+        else:
+            if "sagemaker" in self.model_fields_set:
+                raise ValueError("sagemaker: only used by target sagemaker; set target: sagemaker or remove it")
+            for i, m in enumerate(self.models):
+                if (m.instance_type or "").startswith("ml."):
+                    raise ValueError(f"models[{i}].instanceType: {m.instance_type} is a SageMaker type; "
+                                     "set target: sagemaker, or use the EC2 type (without ml.)")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> "StackConfig":

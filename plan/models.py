@@ -254,7 +254,8 @@ def spread_zones(config: StackConfig) -> int:
     return len(zone_ids) if zone_ids else config.network.availability_zones
 
 
-def plan_model(model: Model, i: int, zones: int = 1) -> ModelPlan:
+def plan_model(model: Model, i: int, zones: int = 1, vllm_version: str | None = None) -> ModelPlan:
+    """`vllm_version`: the engine's line when the image is not the EKS one (SageMaker's LMI container)."""
     arch = architecture(model, i)
     try:
         check_context(arch, model.max_model_len)
@@ -262,6 +263,8 @@ def plan_model(model: Model, i: int, zones: int = 1) -> ModelPlan:
         raise ConfigError(f"{_key(i, 'maxModelLen')}: {exc}") from None
     # Every setting a model key sets (sizing/settings.py), then the stack-wide ones.
     given = {s.key: stack_value(model, s) for s in SETTINGS if s.stack and s.key not in ("model", "config")}
+    if vllm_version:
+        given["vllm_version"] = vllm_version
     workload = Workload(model=model.model, arch=arch, **given, spread_zones=zones)
     try:
         planned = _derived(model, plan(workload))
