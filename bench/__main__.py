@@ -46,6 +46,11 @@ from .workload import (CHAT_OUTPUT_TOKENS, INFERENCE_PERF_IMAGE, INFERENCE_PERF_
                        WARMUP_REQUESTS, TokenDistribution, Workload, inference_perf_config, sweep)
 
 BUILD = REPO / "build"
+# What differs for a SageMaker endpoint (README, "The same plan as a SageMaker endpoint").
+SAGEMAKER_UNSUPPORTED = (
+    "stack {stack} is a SageMaker endpoint: its API is InvokeEndpoint (POST /endpoints/<name>/invocations, SigV4-"
+    "signed with AWS credentials), which inference-perf 0.7.0 cannot call (it speaks plain OpenAI HTTP); benchmark "
+    "the same plan on EKS (its llama2-13b-g5 twin), or a local vLLM with --url")
 DEFAULT_TIMEOUT_S = 2 * 3600
 
 
@@ -134,7 +139,10 @@ def _stack_targets(args: argparse.Namespace) -> list[Target]:
     from preview.harness import read_stack_config, stack_file
 
     raw, secrets = read_stack_config(stack_file(args.stack))
-    models = plan_models(load_stack_config(raw, set(secrets)))
+    config = load_stack_config(raw, set(secrets))
+    if config.target == "sagemaker":
+        raise ValueError(SAGEMAKER_UNSUPPORTED.format(stack=args.stack))
+    models = plan_models(config)
     if args.model:
         models = [m for m in models if m.name == args.model]
         if not models:

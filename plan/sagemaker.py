@@ -14,6 +14,7 @@ from sizing.errors import SizingError
 from config.loader import ConfigError
 from config.schema import StackConfig
 
+from .cost import Cost, CostLine
 from .models import ModelPlan, _key, _plan_flags, plan_model
 
 VARIANT = "AllTraffic"  # the one production variant; SageMaker's own default name
@@ -88,5 +89,23 @@ def plan_endpoint(config: StackConfig, i: int, region: str, revision: str = "mai
         weights_prefix=f"models/{spec.model}/{revision}/")
 
 
+def endpoint_name(stack: str, model: str) -> str:
+    """<stack>-<model>: SageMaker's EndpointName pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62} (the stack name may hold
+    '_', a model name is a DNS label of at most 40 characters, so the stack part is cut to fit 63)."""
+    head = "".join(c if c.isalnum() else "-" for c in stack).strip("-")[: 62 - len(model)].rstrip("-")
+    return f"{head}-{model}"
+
+
 def plan_endpoints(config: StackConfig, region: str) -> list[EndpointPlan]:
     return [plan_endpoint(config, i, region) for i in range(len(config.models))]
+
+
+def endpoints_cost(endpoints: list[EndpointPlan]) -> Cost:
+    """The endpoints' instances at their minimum count; the bucket, the copy Lambda and logs cost cents."""
+    lines = [CostLine(f"{e.name} instances", f"{e.min_instances} x {e.instance_type} ({e.copies_per_instance} model "
+                      f"copies each, SageMaker price)", e.fleet_hourly_usd) for e in endpoints]
+    notes = [f"SageMaker real-time inference prices, us-east-1, as of {ml.prices_as_of()} (sizing/data/sagemaker.yaml)",
+             "S3 storage of the weights (~$0.023/GB-month), the copy Lambda's minutes and CloudWatch logs not counted"]
+    notes += [f"{e.name} at {e.max_instances} instances: ${e.hourly_usd * e.max_instances:.2f}/h"
+              for e in endpoints if e.max_instances > e.min_instances]
+    return Cost(lines=lines, notes=notes)

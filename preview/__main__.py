@@ -21,6 +21,7 @@ from rich.tree import Tree
 from config import ConfigError, load_stack_config
 from plan.cost import Cost
 from plan.models import ModelPlan
+from plan.sagemaker import EndpointPlan, endpoints_cost, plan_endpoints
 from plan.stack import plan_stack
 from sizing.report import budget_table
 
@@ -65,6 +66,19 @@ def _print_plans(plans: list[ModelPlan]) -> None:
                       f"/dev/shm {res.shm_mib}Mi  node disk {p.plan.node_disk_gib} GiB", highlight=False)
         if p.plan.rejected:
             console.print(_rejected_table(p))
+
+
+def _print_endpoints(endpoints: list[EndpointPlan]) -> None:
+    for e in endpoints:
+        p = e.model
+        console.rule(f"[bold]{p.name}[/]: {p.spec.model} as a SageMaker endpoint (LMI container, vLLM)")
+        console.print(p.plan.explanation)
+        console.print(budget_table(p.plan.memory))
+        console.print(f"[bold]instance[/] {e.instance_type} (sized as {p.plan.instance_type}), TP "
+                      f"{p.plan.tensor_parallel_size}, {e.copies_per_instance} model copies per instance, "
+                      f"{e.min_instances}-{e.max_instances} instance(s), ${e.hourly_usd:.3f}/h each", highlight=False)
+        console.print(f"[bold]container[/] {e.image}", highlight=False)
+        console.print("[bold]options[/] " + " ".join(f"{k}={v}" for k, v in e.environment.items()), highlight=False)
 
 
 def _rejected_table(p: ModelPlan) -> Table:
@@ -114,7 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         raw, secrets = read_stack_config(path)
         config = load_stack_config(raw, set(secrets), stack=args.stack)
-        stack_plan = plan_stack(config)
+        if config.target == "sagemaker":
+            endpoints = plan_endpoints(config, raw.get("aws:region") or "us-east-1")
+            plans, cost = [e.model for e in endpoints], endpoints_cost(endpoints)
+        else:
+            endpoints = []
+            stack_plan = plan_stack(config)
+            plans, cost = list(stack_plan.models), stack_plan.cost
         run = run_stack(args.stack, raw, secrets)
     except (StackFileError, ConfigError, pulumi.RunError) as exc:
         print(f"{where}: {exc}", file=sys.stderr)
@@ -122,11 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     for warning in dict.fromkeys(run.warnings):  # what `pulumi up` would warn about (pulumi.log.warn), once each
         print(f"{where}: warning: {warning}", file=sys.stderr)
 
-    plans, cost = list(stack_plan.models), stack_plan.cost
     out_dir = Path(args.out) / args.stack
-    written = render.write(run, out_dir, render.plan_document(run, plans, cost))
+    document = render.plan_document(run, plans, cost)
+    for model, e in zip(document["models"], endpoints):
+        model["sagemaker"] = e.to_dict()
+    written = render.write(run, out_dir, document)
     if not args.quiet:
-        _print_plans(plans)
+        if endpoints:
+            _print_endpoints(endpoints)
+        else:
+            _print_plans(plans)
         console.print(_tree(run))
         console.print(_cost_table(cost))
         for note in cost.notes:

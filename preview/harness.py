@@ -233,8 +233,17 @@ def stack_file(stack: str) -> Path:
     return STACKS / f"Pulumi.{stack}.yaml"
 
 
-def available_stacks() -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in STACKS.glob("Pulumi.*.yaml"))
+def available_stacks(target: str | None = None) -> list[str]:
+    """The stacks in stacks/, or only those deploying to `target` (eks | sagemaker; a file without the key is eks)."""
+    names = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in STACKS.glob("Pulumi.*.yaml"))
+    if target is None:
+        return names
+    return [n for n in names if _target(stack_file(n)) == target]
+
+
+def _target(path: Path) -> str:
+    config = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}
+    return str(config.get("llm-eks:target", "eks"))
 
 
 # PyYAML reports a problem where it noticed it, which for these constructs is past the mistake (a key without its

@@ -41,10 +41,11 @@ def test_layers_import_only_downstream(package, forbidden):
     assert not offenders, offenders
 
 
-def test_the_program_module_only_wires():
-    """__main__.py makes no decisions of its own: no sizing, no arithmetic on plans."""
-    modules = imported_modules(REPO / "__main__.py")
+@pytest.mark.parametrize("program", ["__main__.py", *sorted(str(p.relative_to(REPO)) for p in (REPO / "programs").glob("*.py"))])
+def test_the_programs_only_wire(program):
+    """__main__.py and the programs it runs make no decisions of their own: no sizing, no arithmetic on plans."""
+    modules = imported_modules(REPO / program)
     assert not any(m.startswith("sizing") for m in modules)
-    tree = ast.parse((REPO / "__main__.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / program).read_text(encoding="utf-8"))
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.BinOp, ast.Compare)) and
                 any(isinstance(x, ast.Constant) and isinstance(x.value, (int, float)) for x in ast.walk(n))]

@@ -29,7 +29,7 @@ def _deployed_replicas_and_batch(manifests, model: str) -> tuple[int, int, dict]
     raise LookupError(model)
 
 
-@pytest.mark.parametrize("stack", available_stacks())
+@pytest.mark.parametrize("stack", available_stacks("eks"))
 def test_the_prediction_is_the_plans(stack):
     from preview import render
 

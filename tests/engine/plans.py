@@ -26,7 +26,7 @@ def collect() -> dict:
     from sizing import catalog
 
     models = []
-    for stack in available_stacks():
+    for stack in available_stacks("eks"):  # SageMaker stacks pass LMI options, not argv
         raw, secrets = read_stack_config(stack_file(stack))
         for model in plan_models(load_stack_config(raw, set(secrets))):
             entry = {"stack": stack, "name": model.name, "model": model.spec.model, "server": model.server}

@@ -11,7 +11,7 @@ from plan.stack import plan_stack
 from preview import render
 from preview.harness import available_stacks, read_stack_config, run_stack, stack_file
 
-STACKS = available_stacks()
+STACKS = available_stacks("eks")  # the SageMaker stacks: tests/program/test_sagemaker.py
 
 
 @functools.cache
