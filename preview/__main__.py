@@ -157,8 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         for note in cost.notes:
             console.print(f"[dim]- {note}[/]")
         console.print(_outputs_table(run.exports))
-    routes = ", ".join(f"{r.model} ({r.policy})" for r in stack_plan.router.routes)
-    console.print(f"one OpenAI endpoint: {stack_plan.router.openai_base_url} serves {routes}")
+    if endpoints:
+        console.print("SageMaker endpoints (InvokeEndpoint, SigV4): " + ", ".join(
+            f"{e.name} on {e.min_instances}-{e.max_instances} x {e.instance_type}" for e in endpoints))
+    else:
+        routes = ", ".join(f"{r.model} ({r.policy})" for r in stack_plan.router.routes)
+        console.print(f"one OpenAI endpoint: {stack_plan.router.openai_base_url} serves {routes}")
     console.print(f"[green]{args.stack}[/]: {len(run.resources)} resources, {len(written)} manifests in "
                   f"{out_dir / 'manifests'}, plan in {out_dir / 'plan.json'}; ${cost.monthly_usd:,.0f}/month")
     return 0
