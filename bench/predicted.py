@@ -34,7 +34,7 @@ def comparison(results: Results, m: ModelPlan) -> list[dict[str, Any]]:
     arch = architecture(m.spec, 0)
     inst = catalog.instance(p.instance_type)
     e = engine_for(arch, inst.accelerator, p.memory, resolve_format(arch, p.memory.dtype, p.quantization),
-                   efficiency(inst.accelerator, inst.name))
+                   efficiency(inst.accelerator, inst.name), inst)
     rows = []
     for lv in results.levels:
         if not lv.successes:
@@ -74,7 +74,7 @@ def calibration_rows(results: Results, m: ModelPlan) -> list[Measurement]:
             measured=(("ttft_ms", lv.ttft.p50 * 1e3), ("itl_ms", lv.itl.p50 * 1e3),
                       ("output_tokens_per_s", lv.output_tokens_per_s / p.replicas)),
             engine=f"vLLM {p.vllm_version} (this project's benchmark)", source="bench",
-            quantization=p.quantization, kv_cache_dtype=p.kv_cache_dtype,
+            quantization=p.quantization, kv_cache_dtype=p.kv_cache_dtype, instance_type=p.instance_type,
         ))
     return rows
 

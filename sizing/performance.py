@@ -28,7 +28,7 @@ from typing import Any
 
 from . import catalog
 from .architecture import Architecture, Role
-from .catalog import Accelerator
+from .catalog import Accelerator, InstanceType
 from .errors import SizingError
 from .kv_cache import AttentionSpec, CacheContext
 from .weights import DTYPE_BYTES, WeightFormat, tensor_bytes
@@ -94,6 +94,7 @@ class Engine:
     max_num_batched_tokens: int
     kv_capacity_tokens: int  # KV tokens the replica holds (memory budget); bounds the concurrency
     efficiency: Efficiency
+    link: tuple[float, float] = (0.0, 0.0)  # the all-reduce path: (GB/s one direction, latency us); see link_for
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,9 @@ def step_ms(e: Engine, decodes: float, context: float, prefill: float) -> float:
     t_flop = flops / (_peak_flops(e) * eff.compute)
     t_comm = 0.0
     if e.tp > 1:
-        link = performance_data()["interconnect"][e.accel.key]
+        gbps, latency_us = e.link
         message = tokens * arch.hidden_size * DTYPE_BYTES[e.fmt.dtype]
-        per = link["latency_us"] * 1e-6 + 2 * (e.tp - 1) / e.tp * message / (link["link_gbps"] * 1e9)
+        per = latency_us * 1e-6 + 2 * (e.tp - 1) / e.tp * message / (gbps * 1e9)
         t_comm = 2 * arch.num_layers * per
     return (max(t_mem, t_flop) + t_comm) * 1e3 + eff.step_ms
 
@@ -282,17 +283,44 @@ def usd_per_million(hourly_usd: float, tokens_per_s: float) -> float | None:
 # --- building the engine from a memory budget --------------------------------------------------------------
 
 
-def engine_for(arch: Architecture, accel: Accelerator, budget, fmt: WeightFormat, eff: Efficiency | None = None) -> Engine:
-    """The replica a memory budget describes (memory.GpuBudget or neuron.NeuronBudget).
+def link_for(inst: InstanceType | None, accel: Accelerator) -> tuple[float, float]:
+    """(GB/s one direction, latency us) of the all-reduce path on `inst` (instances.yaml interconnect and p2p):
+    NVLink; PCIe with P2P; PCIe without, through host memory at half the link; NeuronLink (also between the
+    NeuronCores of one device)."""
+    links = performance_data()["links"].get(accel.key, {})
+    kind = inst.interconnect if inst is not None else "none"
+    if accel.is_neuron:
+        kind = "neuron"
+    elif kind == "none":  # no tensor parallelism inside the instance; what its accelerator would have
+        kind = "nvlink" if "nvlink" in links else "pcie"
+    gbps = links.get(kind, 0.0)
+    if kind == "pcie" and not (inst is not None and inst.p2p):
+        gbps /= 2
+    return gbps, links.get("latency_us", 0.0)
+
+
+def home_instance(accel: Accelerator, tp: int) -> InstanceType | None:
+    """The cheapest instance type per replica with enough of `accel` for degree `tp`."""
+    devices = math.ceil(tp / accel.cores)
+    homes = [i for i in catalog.instances().values() if i.accelerator.key == accel.key and i.count >= devices]
+    return min(homes, key=lambda i: i.hourly_usd / (i.count // devices), default=None)
+
+
+def engine_for(arch: Architecture, accel: Accelerator, budget, fmt: WeightFormat, eff: Efficiency | None = None,
+               inst: InstanceType | None = None) -> Engine:
+    """The replica a memory budget describes (memory.GpuBudget or neuron.NeuronBudget) on `inst` (default: the
+    cheapest instance type that holds it).
 
     vllm-neuron compiles the whole prompt in one context-encoding pass (no chunked prefill), so its prefill budget is
     the sequence length; on GPUs it is max_num_batched_tokens.
     """
+    inst = inst or home_instance(accel, budget.tensor_parallel_size)
     kv_bytes = 1 if getattr(budget, "kv_cache_dtype", "auto").startswith("fp8") else DTYPE_BYTES[budget.dtype]
     batched = budget.max_model_len if accel.is_neuron else budget.max_num_batched_tokens
     return Engine(arch=arch, accel=accel, tp=budget.tensor_parallel_size, fmt=fmt, kv_bytes=kv_bytes,
                   max_num_seqs=budget.max_num_seqs, max_num_batched_tokens=batched,
-                  kv_capacity_tokens=max(budget.kv_cache_tokens, 0), efficiency=eff or efficiency(accel))
+                  kv_capacity_tokens=max(budget.kv_cache_tokens, 0),
+                  efficiency=eff or efficiency(accel, inst.name if inst else None), link=link_for(inst, accel))
 
 
 def replica_figures(arch: Architecture, accel: Accelerator, budget, quantization: str | None, *, input_tokens: int,
@@ -303,10 +331,8 @@ def replica_figures(arch: Architecture, accel: Accelerator, budget, quantization
     from .weights import resolve_format
 
     devices = math.ceil(budget.tensor_parallel_size / accel.cores)
-    homes = [i for i in catalog.instances().values() if i.accelerator.key == accel.key and i.count >= devices]
-    home = min(homes, key=lambda i: i.hourly_usd / (i.count // devices), default=None)
-    e = engine_for(arch, accel, budget, resolve_format(arch, budget.dtype, quantization),
-                   efficiency(accel, home.name if home else None))
+    home = home_instance(accel, budget.tensor_parallel_size)
+    e = engine_for(arch, accel, budget, resolve_format(arch, budget.dtype, quantization), inst=home)
     p = predict(e, input_tokens=input_tokens, output_tokens=output_tokens, concurrency=concurrency,
                 requests_per_second=requests_per_second)
     usd = home.hourly_usd / (home.count // devices) if home else None
@@ -339,6 +365,7 @@ class Measurement:
     source: str
     quantization: str | None = None
     kv_cache_dtype: str = "auto"
+    instance_type: str | None = None  # the EC2 type whose interconnect the run had
 
 
 def measurements() -> list[Measurement]:
@@ -354,6 +381,7 @@ def measurements() -> list[Measurement]:
             input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
             concurrency=row.get("concurrency"), measured=tuple(row["measured"].items()), engine=row["engine"], source=row["source"],
             quantization=row.get("quantization"), kv_cache_dtype=row.get("kv_cache_dtype", "auto"),
+            instance_type=row.get("instance_type"),
         ))
     return out
 
@@ -371,15 +399,17 @@ def _row_engine(m: Measurement, eff: Efficiency) -> Engine:
     cfg, _ = catalog.load_model_config(m.model)
     arch = from_config(cfg, m.model)
     accel = catalog.accelerator(m.accelerator)
+    inst = catalog.instance(m.instance_type) if m.instance_type else None
     length = m.input_tokens + m.output_tokens
     if accel.is_neuron:
         dtype = "bfloat16" if arch.torch_dtype == "float32" else arch.torch_dtype
         seqs = math.ceil(m.concurrency or 1)
         return Engine(arch=arch, accel=accel, tp=m.tp, fmt=resolve_format(arch, dtype), kv_bytes=DTYPE_BYTES[dtype],
-                      max_num_seqs=seqs, max_num_batched_tokens=length, kv_capacity_tokens=seqs * length, efficiency=eff)
+                      max_num_seqs=seqs, max_num_batched_tokens=length, kv_capacity_tokens=seqs * length, efficiency=eff,
+                      link=link_for(inst, accel))
     b = gpu_budget(arch, accel, max_model_len=length, tensor_parallel_size=m.tp, quantization=m.quantization,
                    kv_cache_dtype=m.kv_cache_dtype)
-    return engine_for(arch, accel, b, resolve_format(arch, b.dtype, m.quantization), eff)
+    return engine_for(arch, accel, b, resolve_format(arch, b.dtype, m.quantization), eff, inst)
 
 
 @functools.lru_cache(maxsize=None)

@@ -78,7 +78,7 @@ def outcome(t: Target, inst: InstanceType, arch, budget_at: Callable[[int], obje
         if b is None:
             return Outcome(replicas, None, (("memory", share, 0),))
         e = engine_for(arch, inst.accelerator, b, resolve_format(arch, b.dtype, quantization),
-                       efficiency(inst.accelerator, inst.name))
+                       efficiency(inst.accelerator, inst.name), inst)
         p = predict(e, input_tokens=t.input_tokens, output_tokens=t.output_tokens, concurrency=users,
                     requests_per_second=rate)
         need = math.ceil(p.concurrency)

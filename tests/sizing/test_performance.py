@@ -53,7 +53,7 @@ def test_held_out_error_by_accelerator(capsys):
                   f"factors fitted on {fit_group(next(m for m in measurements() if m.accelerator == acc))})")
     assert {"h100", "inferentia2", "trainium"} <= set(summary)
     # Measured 2026-12-06 (README "Performance model"): H100 median 9 %, worst 25 %. Every accelerator's median
-    # held-out error is under 2x; the worst (70B on Neuron TP 24/32, A10G ShareGPT) are documented, not hidden.
+    # held-out error is within 2x; the worst (70B on Neuron TP 24/32, A10G ShareGPT) are documented, not hidden.
     assert summary["h100"]["median"] < 0.15 and summary["h100"]["worst"] < 0.35
     for acc, s in summary.items():
         assert s["median"] < 1.0, acc
