@@ -107,6 +107,15 @@ def engine_facts() -> dict[str, Any]:
     return _load_yaml("engine.yaml")
 
 
+def custom_gpu(usable_gib: float, compute_capability: float) -> Accelerator:
+    """Any other NVIDIA GPU, from what CUDA reports for it (torch.cuda.mem_get_info()[1], in GiB) and its compute
+    capability (8.9 -> 89): enough for vLLM's memory budget; bandwidth and TFLOPS unknown (0)."""
+    cc = round(compute_capability * 10)
+    return Accelerator(key=f"gpu-{usable_gib:g}gib", name=f"a GPU with {usable_gib:g} GiB (compute {compute_capability:g})",
+                       vendor="nvidia", memory_gib=usable_gib, usable_gib=usable_gib, bandwidth_gbps=0, bf16_tflops=0,
+                       bf16=cc >= 80, fp8=cc >= 89, compute_capability=cc)
+
+
 def accelerator(key: str) -> Accelerator:
     accels = accelerators()
     if key.lower() not in accels:

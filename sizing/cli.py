@@ -9,6 +9,8 @@
 stack file does by default). --max-hourly-usd caps the whole fleet. Messages name settings as the CLI's flags.
     python -m sizing --model meta-llama/Llama-3.1-8B --accelerator h100 --tp 1 \\
         --gpu-memory-utilization 0.95 --max-model-len 8192 --json                             # one budget
+    python -m sizing --model Qwen/Qwen3-8B --gpu-memory-gib 31.36 --compute-capability 12.0 \\
+        --max-model-len 8192                                   # a GPU AWS does not sell (an RTX 5090)
 
 Bad input prints one line on stderr and exits 2.
 """
@@ -82,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
                            metavar=metavar, help=s.help + (f" (default {default})" if shown else ""))
     p.add_argument("--accelerator", metavar="NAME",
                    help="budget one accelerator (a chip, not a vendor): " + ", ".join(catalog.accelerators()))
+    p.add_argument("--gpu-memory-gib", type=_checked(float, lambda v: 1 <= v <= 2048, "a number", "in [1, 2048]"),
+                   metavar="GIB", help="budget any other NVIDIA GPU instead: the memory CUDA reports for it, in GiB "
+                   "(torch.cuda.mem_get_info()[1] / 2**30)")
+    p.add_argument("--compute-capability", type=_checked(float, lambda v: 5 <= v < 20, "a number", "in [5, 20)"),
+                   default=8.0, metavar="X.Y", help="with --gpu-memory-gib: its compute capability (default 8.0: "
+                   "bfloat16, no native fp8)")
+    p.add_argument("--interconnect", choices=("nvlink", "pcie"), help="budget: how the tensor-parallel GPUs talk "
+                   "(default: as AWS connects the --accelerator; nvlink for --gpu-memory-gib)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--list-models", action="store_true", help="list the built-in model catalog and exit")
     return p
@@ -107,7 +117,10 @@ def _budget_json(arch: Architecture, b: GpuBudget | NeuronBudget) -> dict:
 
 
 def _budget(args: argparse.Namespace, arch: Architecture) -> GpuBudget | NeuronBudget:
-    accel = catalog.accelerator(args.accelerator)
+    if args.gpu_memory_gib:
+        accel = catalog.custom_gpu(args.gpu_memory_gib, args.compute_capability)
+    else:
+        accel = catalog.accelerator(args.accelerator)
     if accel.is_neuron:
         return neuron_budget(
             arch, accel, tensor_parallel_size=args.tensor_parallel_size or accel.cores, max_model_len=args.max_model_len,
@@ -117,14 +130,15 @@ def _budget(args: argparse.Namespace, arch: Architecture) -> GpuBudget | NeuronB
         arch, accel, max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size or 1,
         gpu_memory_utilization=args.gpu_memory_utilization, max_num_seqs=args.max_num_seqs, dtype=args.dtype,
         kv_cache_dtype=args.kv_cache_dtype, quantization=args.quantization, vllm_version=args.vllm_version,
+        interconnect_kind=args.interconnect,
     )
 
 
 def _performance(args: argparse.Namespace, arch: Architecture, budget: GpuBudget | NeuronBudget) -> dict | None:
     """One replica on this accelerator at --concurrency users (or --requests-per-second), with $ per million tokens
     at the cheapest instance type that holds the replica (sizing/performance.py)."""
-    if not (args.input_tokens and args.output_tokens):
-        return None
+    if not (args.input_tokens and args.output_tokens) or args.gpu_memory_gib:
+        return None  # speed needs the accelerator's bandwidth and FLOPS, which a --gpu-memory-gib GPU lacks
     from .performance import replica_figures
 
     return replica_figures(arch, catalog.accelerator(args.accelerator), budget, args.quantization,
@@ -172,7 +186,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
         parser.error("--max-model-len is required (or --input-tokens and --output-tokens)")
     try:
         name, arch = _architecture(args)
-        if args.accelerator:
+        if args.accelerator and args.gpu_memory_gib:
+            parser.error("--accelerator and --gpu-memory-gib both name the GPU to budget; give one")
+        if args.accelerator or args.gpu_memory_gib:
             budget = _budget(args, arch)
             performance = _performance(args, arch, budget)
             if args.json:

@@ -300,8 +300,10 @@ def gpu_budget(
     kv_cache_dtype: str = "auto",
     quantization: str | None = None,
     vllm_version: str | None = None,
+    interconnect_kind: str | None = None,
 ) -> GpuBudget:
-    """vLLM's budget on one GPU of `accel` for `arch` at the given engine arguments."""
+    """vLLM's budget on one GPU of `accel` for `arch` at the given engine arguments; the ranks talk over
+    `interconnect_kind` (nvlink | pcie; default: how AWS connects this GPU, catalog.interconnect)."""
     if accel.is_neuron:
         raise SizingError(f"{accel.name} is a Neuron device; vLLM's GPU budget does not apply (use the neuron planner)")
     check_context(arch, max_model_len)
@@ -333,7 +335,7 @@ def gpu_budget(
     requested = math.ceil(total * util)
     weights = served_weight_bytes(arch, fmt, tp) + rotary_cache_bytes(arch, fmt)
     activation = _activation_bytes(arch, fmt, tp, tokens, seqs, f)
-    non_torch = non_torch_bytes(tp, interconnect(accel.key), f)
+    non_torch = non_torch_bytes(tp, interconnect_kind or interconnect(accel.key), f)
     cudagraph = _cudagraph_gib(arch, f) * GIB
     kv_avail = requested - weights - activation - non_torch - (cudagraph if f["cudagraph_in_budget"] else 0)
 

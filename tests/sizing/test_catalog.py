@@ -70,3 +70,21 @@ def test_usable_memory_is_what_cuda_reports_below_the_label():
 
 def test_prices_are_dated():
     assert prices_as_of() == "2026-07-20"  # the pricing file's own generation date
+
+
+def test_any_other_gpu_is_budgeted_from_what_cuda_reports(capsys):
+    """--gpu-memory-gib with an H100's CUDA total (79.19 GiB), compute 9.0 and NVLink gives the H100's own budget,
+    the one held to vLLM's H100 logs; a GPU AWS does not sell defaults to NVLink's larger TP overhead."""
+    import json
+
+    from sizing.cli import main
+
+    def kv(*argv):
+        assert main(["--model", "Qwen/Qwen3-32B", "--max-model-len", "8192", "--tp", "2", "--json", *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    named = kv("--accelerator", "h100")
+    custom = kv("--gpu-memory-gib", "79.19", "--compute-capability", "9.0")
+    assert custom["kv_cache_tokens"] == named["kv_cache_tokens"] and custom["non_torch_gib"] == 2.2
+    assert kv("--gpu-memory-gib", "79.19", "--compute-capability", "9.0", "--interconnect", "pcie")["non_torch_gib"] == 0.35
+    assert kv("--accelerator", "l40s")["non_torch_gib"] == 0.35  # AWS's L40S are PCIe cards (g6e)
