@@ -49,7 +49,26 @@ def collect() -> dict:
         "gpu_vllm": versions.VLLM_VERSION,  # vllm/vllm-openai:v<this> runs the GPU Deployments
         "neuron_vllm": neuron.group(1) if neuron else versions.NEURON_VLLM_IMAGE,  # the Neuron image's vLLM
         "models": models,
+        "gpu_engine_facts": gpu_engine_facts(),
     }
+
+
+def gpu_engine_facts() -> dict:
+    """The engine defaults sizing/ assumes for the pinned GPU image's vLLM (sizing/data/engine.yaml), per NVIDIA
+    accelerator of the catalog: what the engine tests compare with that vLLM's own code."""
+    from sizing.catalog import accelerators
+    from sizing.memory import facts_for, gpu_class
+
+    version, f = facts_for(None)
+    gpus = {}
+    for key, accel in accelerators().items():
+        if accel.vendor == "nvidia":
+            size = gpu_class(accel, f)
+            gpus[key] = {"name": accel.name, "total_gib": accel.usable_gib,
+                         "max_num_batched_tokens": f["max_num_batched_tokens"][size],
+                         "max_num_seqs": f["max_num_seqs"][size]}
+    return {"version": version, "gpu_memory_utilization": f["default_gpu_memory_utilization"],
+            "block_size": f["block_size"], "cudagraph_in_budget": f["cudagraph_in_budget"], "gpus": gpus}
 
 
 if __name__ == "__main__":

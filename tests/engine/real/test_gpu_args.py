@@ -64,3 +64,43 @@ def test_vllm_refuses_what_it_cannot_run(bad, why, plans, model_dir, capsys):
     model = next(m for m in plans["models"] if m["server"] == "vllm")
     reason = refusal([model["model"], "--max-model-len", "4096", *bad], model["config"], model_dir, capsys)
     assert reason and why in reason, f"vLLM {engine_version()} on {bad}: {reason}"
+
+
+def test_the_sizing_assumes_this_engines_defaults(plans, monkeypatch):
+    """sizing/data/engine.yaml's entry for the pinned release against that release's own code: default utilization
+    and block size (config/cache.py), CUDA-graph estimate in the KV budget (envs.py), and the OpenAI server's batch
+    defaults for every NVIDIA GPU of the catalog (engine/arg_utils.py get_batch_defaults, fed the GPU's CUDA total
+    memory and name as a CUDA platform reports them)."""
+    from vllm import envs
+    from vllm.config.cache import CacheConfig
+    from vllm.engine import arg_utils
+    from vllm.usage.usage_lib import UsageContext
+
+    facts = plans["gpu_engine_facts"]
+    assert facts["version"] == engine_version()
+    assert CacheConfig().gpu_memory_utilization == facts["gpu_memory_utilization"]
+    assert CacheConfig.DEFAULT_BLOCK_SIZE == facts["block_size"]
+    monkeypatch.delenv("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS", raising=False)
+    assert envs.VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS is facts["cudagraph_in_budget"]
+
+    class Gpu:  # the calls get_batch_defaults makes of a CUDA platform
+        def __init__(self, name: str, total_gib: float):
+            self.name, self.total = name, int(total_gib * 2**30)
+
+        def is_tpu(self) -> bool:
+            return False
+
+        def is_cpu(self) -> bool:
+            return False
+
+        def get_device_total_memory(self, device_id: int = 0) -> int:
+            return self.total
+
+        def get_device_name(self, device_id: int = 0) -> str:
+            return self.name
+
+    server = UsageContext.OPENAI_API_SERVER
+    for key, gpu in facts["gpus"].items():
+        monkeypatch.setattr(arg_utils, "current_platform", Gpu(gpu["name"], gpu["total_gib"]))
+        tokens, seqs = arg_utils.EngineArgs.get_batch_defaults(world_size=1)
+        assert (tokens[server], seqs[server]) == (gpu["max_num_batched_tokens"], gpu["max_num_seqs"]), key
