@@ -110,9 +110,10 @@ bench-python:
 $(BENCH_STAMP): requirements-bench.txt | bench-python
 	@echo "== creating $(BENCH_VENV) with $(BENCH_PYTHON) and installing requirements-bench.txt (inference-perf, matplotlib); first use only"
 	@test -x $(BENCH_VENV)/bin/python || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off --quiet -r requirements-bench.txt
+	$(BENCH_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -r requirements-bench.txt
 	@rm -f $(BENCH_VENV)/.installed-*
 	@touch $@
+	@echo "== $(BENCH_VENV): ready ($$(du -sh $(BENCH_VENV) | cut -f1))"
 
 # The suite runs the benchmark end to end against a real vLLM: it needs this virtualenv too.
 test: $(BENCH_STAMP)
