@@ -166,9 +166,13 @@ def model_router_deployment(route: Route, model: ModelPlan) -> dict[str, Any]:
     # Liveness on /health (the process answers), readiness on /readiness (a healthy replica exists).
     container["livenessProbe"] = {"httpGet": {"path": "/health", "port": "router"}, "periodSeconds": 10,
                                   "failureThreshold": 6}
+    metadata: dict[str, Any] = {"name": route.router, "namespace": NAMESPACE, "labels": labels}
+    if model.spec.replicas.min == 0:
+        # scaled to zero, the model has no replica and its router is never ready: `pulumi up` must not wait for it
+        metadata["annotations"] = {"pulumi.com/skipAwait": "true"}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": route.router, "namespace": NAMESPACE, "labels": labels},
+        "metadata": metadata,
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": labels},

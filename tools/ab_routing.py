@@ -4,8 +4,10 @@ Three replicas of the real vLLM CPU engine (.engines/vllm-<version>, prefix cach
 Llama written offline by tools/tiny_model.py; the deployed router (vllm-router from PyPI, .engines/router: the wheel
 components/router.py installs, in the same regular mode with `--policy`) sits in front. The same prefix-heavy
 workload runs once per policy: multi-turn chats that share a long system prompt, each turn resending the whole
-conversation, a few chats at a time. Between policies every engine's prefix cache is reset (vLLM's
-/reset_prefix_cache, VLLM_SERVER_DEV_MODE=1) and a fresh router starts, so both start cold.
+conversation, a few chats at a time. Every engine first serves a chat of the same shape straight (the CPU build's
+first requests at new lengths are slow, which must not fall on the policy that runs first); between policies every
+engine's prefix cache is reset (vLLM's /reset_prefix_cache, VLLM_SERVER_DEV_MODE=1) and a fresh router starts, so
+both start cold.
 
 Measured per policy: the prefix-cache hit rate summed over the three engines' /metrics (vllm:prefix_cache_hits_total
 over vllm:prefix_cache_queries_total, deltas over the run), TTFT p50/p90 at the client (first streamed token, through
@@ -173,6 +175,14 @@ def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1] if len(values) > 1 else values[0]
 
 
+def warm_up(engines: list[str], args, seed: int) -> None:
+    """Each engine serves a few chats of the workload's shape first, straight (not through a router): the first
+    requests at new lengths are slow on the CPU build, and that must not land on whichever policy runs first."""
+    system, chats = conversations(args.replicas, args.turns, args.system_words, seed)
+    for url in engines:
+        asyncio.run(run_workload(url, system, chats[:1], 1, args.max_tokens, time.monotonic() + 300))
+
+
 def measure_policy(policy: str, engines: list[str], args, system: str, chats: list[list[str]], out: Path) -> dict:
     for url in engines:  # both policies start cold
         post(f"{url}/reset_prefix_cache")
@@ -287,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_ready(f"http://127.0.0.1:{port}/health", proc, log, 600)
             engines.append(f"http://127.0.0.1:{port}")
         version = json.loads(get(f"{engines[0]}/version"))["version"]
+        warm_up(engines, args, args.seed + 1)  # other words than the measured chats; caches are reset after
         policies = {p: measure_policy(p, engines, args, system, chats, out) for p in POLICIES}
     router_version = subprocess.run([str(ROUTER_VENV / "bin" / "python"), "-c",
                                      "import importlib.metadata as m; print(m.version('vllm-router'))"],
