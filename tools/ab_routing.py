@@ -266,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=3, help="chats in flight at once")
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--max-model-len", type=int, default=2048)
+    # Big enough that a prefill costs more than the server's overhead (what a prefix-cache hit saves), still small:
+    # 4 layers of width 512, about 13 M parameters (tools/tiny_model.py's own default, 64 x 2, prefills in ~1 ms).
+    parser.add_argument("--hidden-size", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--deadline-s", type=float, default=600, help="both policies' workload time, in all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "build" / "ab-routing")
@@ -276,9 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no router at {ROUTER_VENV}: run `make router-venv`")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    model = out / "tiny-llama"
+    model = out / f"tiny-llama-h{args.hidden_size}-l{args.layers}"
     if not (model / "config.json").exists():
-        subprocess.run([str(engine / "bin" / "python"), str(REPO / "tools" / "tiny_model.py"), str(model)],
+        subprocess.run([str(engine / "bin" / "python"), str(REPO / "tools" / "tiny_model.py"), str(model),
+                        "--hidden-size", str(args.hidden_size), "--layers", str(args.layers)],
                        cwd=REPO, check=True, timeout=600)
     env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "OMP_NUM_THREADS": "1",
@@ -308,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                   "chats": args.chats, "turns": args.turns, "parallel": args.parallel,
                   "system_prompt_words": args.system_words, "max_tokens": args.max_tokens,
                   "max_model_len": args.max_model_len, "kv_cache_space_gib": 1, "seed": args.seed,
-                  "model": "tools/tiny_model.py (2 layers, hidden 64, random weights)"},
+                  "model": f"tools/tiny_model.py ({args.layers} layers, hidden {args.hidden_size}, random weights)"},
     }
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     plot(results, out / "ab-routing.png")

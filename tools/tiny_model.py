@@ -31,7 +31,9 @@ CORPUS = [
 ]
 
 
-def write(out: Path, chat_template: bool = True, seed: int = 0) -> Path:
+def write(out: Path, chat_template: bool = True, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
+    """The checkpoint in `out`; `hidden_size` (a multiple of 32: heads of 32) and `layers` make it bigger, so that a
+    prefill costs more than the server's own overhead (the routing A/B)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -50,8 +52,9 @@ def write(out: Path, chat_template: bool = True, seed: int = 0) -> Path:
     tokenizer.save_pretrained(out)
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=2048,
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers, num_attention_heads=hidden_size // 32, num_key_value_heads=1, head_dim=32,
+        max_position_embeddings=2048,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False,
         torch_dtype="bfloat16",
     )
@@ -72,8 +75,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--no-chat-template", action="store_true")
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
     args = parser.parse_args()
-    print(write(args.out, chat_template=not args.no_chat_template))
+    print(write(args.out, chat_template=not args.no_chat_template, hidden_size=args.hidden_size, layers=args.layers))
 
 
 if __name__ == "__main__":
