@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -147,7 +148,8 @@ def _shapes(arch: Architecture, fmt: WeightFormat, tp: int, kv_bytes: int) -> tu
             expert += b
         else:
             dense += b
-        if t.role in (Role.ATTENTION, Role.MLP, Role.LM_HEAD) or (t.role is Role.EMBEDDING and arch.tie_word_embeddings):
+        tied_head = t.role is Role.EMBEDDING and arch.tie_word_embeddings  # the LM head's matmul reads it
+        if t.role in (Role.ATTENTION, Role.MLP, Role.LM_HEAD) or tied_head:
             params += t.parameters / tp
         elif t.role is Role.EXPERTS and arch.moe:
             params += t.parameters / tp * arch.moe.experts_per_token / arch.moe.num_experts
@@ -202,7 +204,8 @@ def _poisson_p90(mean: float) -> int:
     return k
 
 
-def _closed_loop(e: Engine, concurrency: float, input_tokens: int, output_tokens: int) -> tuple[float, float, float, float]:
+def _closed_loop(e: Engine, concurrency: float, input_tokens: int,
+                 output_tokens: int) -> tuple[float, float, float, float]:
     """(ttft p50, ttft p90, itl, e2e) in ms at `concurrency` requests in flight."""
     c = max(concurrency, 1e-9)
     context = input_tokens + output_tokens / 2
@@ -241,7 +244,8 @@ def predict(e: Engine, *, input_tokens: int, output_tokens: int, concurrency: fl
     queued = False
     if requests_per_second is not None:
         if requests_per_second <= 0:
-            raise SizingError(f"«requests_per_second» must be positive (got {requests_per_second})", key="requests_per_second")
+            raise SizingError(f"«requests_per_second» must be positive (got {requests_per_second})",
+                              key="requests_per_second")
         if requests_per_second >= max_rps:
             c, queued = float(top), True
         else:  # Little's law: C = R x e2e(C), a fixed point; e2e grows with C, so bisect
@@ -375,11 +379,13 @@ def measurements() -> list[Measurement]:
             raise SizingError(f"performance.yaml {row['id']}: split '{row['split']}' is not fit or held-out")
         unknown = set(row["measured"]) - set(METRICS)
         if unknown:
-            raise SizingError(f"performance.yaml {row['id']}: unknown metrics {sorted(unknown)}; known: {', '.join(METRICS)}")
+            raise SizingError(f"performance.yaml {row['id']}: unknown metrics {sorted(unknown)}; "
+                              f"known: {', '.join(METRICS)}")
         out.append(Measurement(
             id=row["id"], split=row["split"], accelerator=row["accelerator"], model=row["model"], tp=row["tp"],
             input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
-            concurrency=row.get("concurrency"), measured=tuple(row["measured"].items()), engine=row["engine"], source=row["source"],
+            concurrency=row.get("concurrency"), measured=tuple(row["measured"].items()), engine=row["engine"],
+            source=row["source"],
             quantization=row.get("quantization"), kv_cache_dtype=row.get("kv_cache_dtype", "auto"),
             instance_type=row.get("instance_type"),
         ))
@@ -405,7 +411,8 @@ def _row_engine(m: Measurement, eff: Efficiency) -> Engine:
         dtype = "bfloat16" if arch.torch_dtype == "float32" else arch.torch_dtype
         seqs = math.ceil(m.concurrency or 1)
         return Engine(arch=arch, accel=accel, tp=m.tp, fmt=resolve_format(arch, dtype), kv_bytes=DTYPE_BYTES[dtype],
-                      max_num_seqs=seqs, max_num_batched_tokens=length, kv_capacity_tokens=seqs * length, efficiency=eff,
+                      max_num_seqs=seqs, max_num_batched_tokens=length, kv_capacity_tokens=seqs * length,
+                      efficiency=eff,
                       link=link_for(inst, accel))
     b = gpu_budget(arch, accel, max_model_len=length, tensor_parallel_size=m.tp, quantization=m.quantization,
                    kv_cache_dtype=m.kv_cache_dtype)
@@ -430,7 +437,9 @@ def predicted_metrics(m: Measurement, eff: Efficiency) -> dict[str, float]:
 def fit_group(m: Measurement) -> str:
     """The efficiency key a row fits: its accelerator when that has min_fit_rows fit rows, else its vendor."""
     rows = [r for r in measurements() if r.split == "fit" and r.accelerator == m.accelerator]
-    return m.accelerator if len(rows) >= performance_data()["min_fit_rows"] else catalog.accelerator(m.accelerator).vendor
+    if len(rows) >= performance_data()["min_fit_rows"]:
+        return m.accelerator
+    return catalog.accelerator(m.accelerator).vendor
 
 
 def fit() -> dict[str, dict[str, float]]:
@@ -508,8 +517,7 @@ def error_summary(split: str = "held-out") -> dict[str, dict[str, float]]:
     by: dict[str, list[float]] = {}
     for m, _, measured, predicted in errors(split):
         by.setdefault(m.accelerator, []).append(abs(predicted / measured - 1))
-    return {k: {"rows_metrics": len(v), "median": sorted(v)[len(v) // 2] if len(v) % 2 else
-                (sorted(v)[len(v) // 2 - 1] + sorted(v)[len(v) // 2]) / 2, "worst": max(v)} for k, v in sorted(by.items())}
+    return {k: {"rows_metrics": len(v), "median": statistics.median(v), "worst": max(v)} for k, v in sorted(by.items())}
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -147,12 +147,13 @@ def summary(f: dict, replicas: int, rejected=()) -> str:
     for key, got, unit in (("ttft_p90_ms", f["ttft_p90_ms"], "p90 TTFT"), ("itl_ms", f["itl_ms"], "ITL")):
         target = f[f"{key}_target"]
         slo.append(f"{unit} {got:g} ms" + (f" (target «{key}» {target:g})" if target is not None else ""))
-    text = (f"At {load} of {f['input_tokens']} + {f['output_tokens']} tokens each of the {replicas} replicas runs "
-            f"{r['concurrency']:.3g} requests at once: {', '.join(slo)}; the fleet makes {f['output_tokens_per_s']:,.0f} "
-            f"output tokens/s and sustains {f['max_requests_per_second']:.3g} requests/s before queueing, "
-            f"${f['usd_per_million_output_tokens']:.3g} per million output tokens (${f['usd_per_million_input_tokens']:.3g} "
-            f"per million input). The replica count is set by {f['binding'] if f['binding'] != 'memory' else 'memory'}"
-            f" (predicted: sizing/performance.py, errors in the README).")
+    who = "the one replica" if replicas == 1 else f"each of the {replicas} replicas"
+    text = (f"At {load} of {f['input_tokens']} + {f['output_tokens']} tokens {who} runs "
+            f"{r['concurrency']:.3g} requests at once: {', '.join(slo)}; the fleet makes "
+            f"{f['output_tokens_per_s']:,.0f} output tokens/s and sustains {f['max_requests_per_second']:.3g} "
+            f"requests/s before queueing, ${f['usd_per_million_output_tokens']:.3g} per million output tokens "
+            f"(${f['usd_per_million_input_tokens']:.3g} per million input). The replica count is set by "
+            f"{f['binding']} (predicted: sizing/performance.py, errors in the README).")
     slo_rejected = [x for x in rejected if "misses by" in x.template or "before requests queue" in x.template]
     if slo_rejected:
         nearest = max(slo_rejected, key=lambda x: x.hourly_usd)
