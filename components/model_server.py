@@ -16,10 +16,12 @@ import pulumi_kubernetes as k8s
 from plan.models import SERVE_PORT, ModelPlan
 from plan.names import MODEL_LABEL
 from plan.scaling import PRE_STOP_SECONDS, TERMINATION_GRACE_SECONDS
+from plan.weights import BUCKET_ENV
 
 from . import versions
 from .model_namespace import disruption_budget, namespace_with_token, token_env
 from .scheduling import pod_placement, zone_spread
+from .weights_cache import SERVER_SERVICE_ACCOUNT, ModelWeights, WeightsAccess
 
 PORT = SERVE_PORT
 STARTUP_PROBE_PERIOD_SECONDS = 10
@@ -29,12 +31,16 @@ def labels(model: ModelPlan) -> dict[str, str]:
     return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": model.name, MODEL_LABEL: model.name}
 
 
-def pod_spec(model: ModelPlan) -> dict[str, Any]:
+def pod_spec(model: ModelPlan, bucket: pulumi.Input[str] = "") -> dict[str, Any]:
+    """The server's pod; with the weights cache, its service account (Pod Identity: read the model's prefix) and the
+    bucket the s3:// argument names as $(WEIGHTS_BUCKET)."""
     plan, res = model.plan, model.plan.resources
     probe = {"httpGet": {"path": "/health", "port": "http"}}
+    cached = model.weights.cached
     return {
         **pod_placement(plan.vendor, model.pool),
         **zone_spread(plan.spread_zones, labels(model)),
+        **({"serviceAccountName": SERVER_SERVICE_ACCOUNT} if cached else {}),
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "containers": [{
@@ -47,6 +53,7 @@ def pod_spec(model: ModelPlan) -> dict[str, Any]:
                 token_env(),
                 {"name": "HF_HOME", "value": "/data/huggingface"},
                 {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+                *([{"name": BUCKET_ENV, "value": bucket}] if cached else []),
             ],
             "resources": {"requests": res.requests(), "limits": res.limits()},
             # Weight download, load and CUDA-graph capture take minutes; liveness only starts after this succeeds.
@@ -67,7 +74,7 @@ def pod_spec(model: ModelPlan) -> dict[str, Any]:
     }
 
 
-def deployment_spec(model: ModelPlan) -> dict[str, Any]:
+def deployment_spec(model: ModelPlan, bucket: pulumi.Input[str] = "") -> dict[str, Any]:
     # An autoscaled Deployment leaves `replicas` to KEDA: stating it would reset the count on every `pulumi up`.
     replicas = {} if model.autoscaled else {"replicas": model.plan.replicas}
     return {
@@ -82,7 +89,7 @@ def deployment_spec(model: ModelPlan) -> dict[str, Any]:
                 # (maxUnavailable 1) governs instead; WhenEmpty consolidation never picks a serving node.
                 "labels": labels(model),
             },
-            "spec": pod_spec(model),
+            "spec": pod_spec(model, bucket),
         },
     }
 
@@ -94,6 +101,7 @@ class ModelServerArgs:
     provider: k8s.Provider
     node_pool: pulumi.Resource
     device_plugin: pulumi.Resource | None = None
+    weights: WeightsAccess | None = None  # the stack's S3 weights cache, when the model loads from it
 
 
 class ModelServer(pulumi.ComponentResource):
@@ -109,9 +117,17 @@ class ModelServer(pulumi.ComponentResource):
         namespace, secret = namespace_with_token(name, ns_name, args.hf_token, pulumi.ResourceOptions(**k8s_opts))
         in_ns = pulumi.ResourceOptions(**k8s_opts, depends_on=[namespace])
         waits = [namespace, secret, args.node_pool] + ([args.device_plugin] if args.device_plugin else [])
+        bucket: pulumi.Input[str] = ""
+        if model.weights.cached:
+            if args.weights is None:
+                raise ValueError(f"{model.name}: the plan loads from the S3 weights cache but no bucket was given")
+            weights = ModelWeights(f"{name}-weights", model, args.weights, args.provider, [namespace, secret],
+                                   pulumi.ResourceOptions(parent=self))
+            waits += weights.ready  # the revision is in the bucket and the server's role may read it
+            bucket = args.weights.bucket.name
         k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata={"name": model.name, "namespace": ns_name, "labels": labels(model)},
-            spec=deployment_spec(model),
+            spec=deployment_spec(model, bucket),
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=waits, custom_timeouts=pulumi.CustomTimeouts(create="60m", update="60m")),
         )
         k8s.core.v1.Service(

@@ -91,4 +91,7 @@ SERVER_FLAGS: dict[str, str] = {
     "port": "8000, where the Service and probes point",
     "shutdown-timeout": "what the pod's grace period leaves for in-flight requests at SIGTERM",
     "enable-scale-out": "on for cache_aware routing: the router reads prompt tokens from /v1/chat/completions/render",
+    "load-format": "runai_streamer when the weights come from the S3 cache (weightsCache.enabled)",
+    "served-model-name": "the model key, the name clients and the router send",
+    "revision": "from the revision key",
 }

@@ -217,6 +217,9 @@ class Model(_SizingKeys):  # type: ignore[valid-type, misc]
     # How the router spreads this model's requests over its replicas; unset: cache_aware when replicas.max > 1 (a
     # multi-turn chat goes back to the replica holding its prefix), round_robin for one replica (plan/routing.py).
     routing: Literal[ROUTING_POLICIES] | None = None  # type: ignore[valid-type]
+    # The Hub revision served (a branch, tag or commit); the weights cache keeps one copy per revision under
+    # models/<model>/<revision>, filled once: pin a commit so that a moved branch does not serve a stale copy.
+    revision: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")] = "main"
 
     @field_validator("name")
     @classmethod
@@ -234,6 +237,13 @@ class ChatUi(_Model):
     """Open WebUI for vLLM-served models; the Gradio app for Ray Serve ones; or none."""
 
     kind: Literal["open-webui", "gradio", "none"] = "open-webui"
+
+
+class WeightsCache(_Model):
+    """The stack's S3 weights cache: a fill Job copies each model revision from the Hub once, vLLM streams it from
+    S3 (--load-format runai_streamer). Off: every server downloads from the Hub at start, as before."""
+
+    enabled: bool = True
 
 
 class Observability(_Model):
@@ -275,6 +285,7 @@ class StackConfig(_Model):
     # pulumi.Config().require_secret, so the plain token never sits in a model object.
     chat_ui: ChatUi = ChatUi()
     observability: Observability = Observability()
+    weights_cache: WeightsCache = WeightsCache()
     tags: dict[str, str] = {}
 
     @model_validator(mode="after")

@@ -8,7 +8,6 @@ these fields and never call into sizing themselves.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from sizing import errors as sizing_errors
 from sizing.architecture import Architecture, from_config
 from sizing.errors import SizingError
 from sizing.memory import check_context
-from sizing.planner import DeploymentPlan, Workload, fleet_nodes, k8s_allowances, plan
+from sizing.planner import DeploymentPlan, Workload, fleet_nodes, plan
 from sizing.settings import ENGINE_FLAG_KEYS, SETTINGS
 
 from config.loader import ConfigError
@@ -25,8 +24,10 @@ from config.names import SERVER_FLAGS
 from config.schema import PROJECT, Model, StackConfig, stack_value
 from serving.settings import EngineSettings
 
+from .cold_start import ColdStart, cold_start
 from .names import DEVICE_RESOURCES
 from .scaling import ScalingThresholds, default_thresholds, shutdown_timeout_seconds
+from .weights import WeightsPlan, weights_plan
 
 MODEL_KEYS = {field.alias or name for name, field in Model.model_fields.items()}
 TOP_LEVEL_KEYS = {"spread_zones": "environment"}  # sizing settings that come from a stack-wide key
@@ -49,8 +50,10 @@ class ModelPlan:
     engine_settings: EngineSettings | None  # Ray Serve: what the serve app builds vLLM from
     rollout_surge: int  # replicas an update runs beside the old ones
     node_limits: dict[str, str]  # Karpenter limits: the nodes that max replicas plus the surge need, and no more
-    startup_seconds: int  # image pull, download and load (Neuron: compile) before the server must answer
+    startup_seconds: int  # the startup probe's budget: weight load and engine start (Neuron: compile), cold_start's
     scaling: ScalingThresholds | None  # the autoscaler's targets, when replicas.max > replicas.min
+    weights: WeightsPlan  # the S3 weights cache or the Hub (plan/weights.py)
+    cold_start: ColdStart  # seconds per phase from nothing to the first token (plan/cold_start.py)
     routing_policy: str = "round_robin"  # how the model's router picks a replica (routing_policy below)
 
     @property
@@ -105,20 +108,20 @@ def routing_policy(model: Model, server: str) -> str:
     return "cache_aware" if server == "vllm" and model.replicas.max > 1 else "round_robin"
 
 
-def _derived(model: Model, planned: DeploymentPlan) -> ModelPlan:
+def _derived(model: Model, planned: DeploymentPlan, cache_enabled: bool = False) -> ModelPlan:
     server = "rayserve" if planned.vendor == "neuron" else "vllm"
+    weights = weights_plan(model.model, model.revision, server, cache_enabled)
     # A RayService (upgradeStrategy NewCluster) starts a whole second cluster of min replicas for an upgrade.
     surge = max(1, model.replicas.min) if server == "rayserve" else DEPLOYMENT_SURGE
     inst = catalog.instance(planned.instance_type)
     nodes = fleet_nodes(model.replicas.max + surge, planned.replicas_per_node, planned.spread_zones)
     limits = {DEVICE_RESOURCES[planned.vendor]: str(nodes * inst.count), "cpu": str(nodes * inst.vcpu),
               "memory": f"{nodes * inst.memory_gib}Gi"}
-    k = k8s_allowances()
-    startup = math.ceil(k["startup_base_seconds"] + k["startup_seconds_per_gib"] * planned.checkpoint_gib)
+    budget = cold_start(planned.vendor, server, planned.checkpoint_gib, planned.tensor_parallel_size, weights.source)
     if server == "vllm":
         # --shutdown-timeout: on SIGTERM (scale-down, rollout, drain) finish in-flight requests instead of aborting
         routed = CACHE_AWARE_SERVER_FLAGS if routing_policy(model, server) == "cache_aware" else ()
-        args = (model.model, "--host", "0.0.0.0", "--port", str(SERVE_PORT),
+        args = (*weights.model_args(), "--host", "0.0.0.0", "--port", str(SERVE_PORT),
                 "--shutdown-timeout", str(shutdown_timeout_seconds()), *routed, *planned.engine_args,
                 *model.extra_engine_args)
         settings = None
@@ -131,8 +134,8 @@ def _derived(model: Model, planned: DeploymentPlan) -> ModelPlan:
         overrides = {k: v for k, v in model.autoscaling.model_dump().items() if v is not None}
         scaling = ScalingThresholds(**{**default.__dict__, **overrides})
     return ModelPlan(spec=model, plan=planned, server=server, server_args=tuple(args), engine_settings=settings,
-                     rollout_surge=surge, node_limits=limits, startup_seconds=startup,
-                     scaling=scaling, routing_policy=routing_policy(model, server))
+                     rollout_surge=surge, node_limits=limits, startup_seconds=budget.startup_probe_s,
+                     scaling=scaling, weights=weights, cold_start=budget, routing_policy=routing_policy(model, server))
 
 
 def _key(i: int, field: str | None = None) -> str:
@@ -254,8 +257,10 @@ def spread_zones(config: StackConfig) -> int:
     return len(zone_ids) if zone_ids else config.network.availability_zones
 
 
-def plan_model(model: Model, i: int, zones: int = 1, vllm_version: str | None = None) -> ModelPlan:
-    """`vllm_version`: the engine's line when the image is not the EKS one (SageMaker's LMI container)."""
+def plan_model(model: Model, i: int, zones: int = 1, vllm_version: str | None = None,
+               cache_enabled: bool = False) -> ModelPlan:
+    """`vllm_version`: the engine's line when the image is not the EKS one (SageMaker's LMI container);
+    `cache_enabled`: the EKS stack's weightsCache.enabled (vLLM then loads from its S3 weights cache)."""
     arch = architecture(model, i)
     try:
         check_context(arch, model.max_model_len)
@@ -267,7 +272,7 @@ def plan_model(model: Model, i: int, zones: int = 1, vllm_version: str | None = 
         given["vllm_version"] = vllm_version
     workload = Workload(model=model.model, arch=arch, **given, spread_zones=zones)
     try:
-        planned = _derived(model, plan(workload))
+        planned = _derived(model, plan(workload), cache_enabled)
     except SizingError as exc:
         raise ConfigError(f"{_blamed_key(exc, model, i)}: {exc}") from None
     check_extra_engine_args(model, i, planned.plan.engine_args, planned.server)
@@ -277,4 +282,4 @@ def plan_model(model: Model, i: int, zones: int = 1, vllm_version: str | None = 
 def plan_models(config: StackConfig) -> list[ModelPlan]:
     """Every model of the stack, in stack-file order (prod spreads replicas over zones)."""
     zones = spread_zones(config)
-    return [plan_model(m, i, zones) for i, m in enumerate(config.models)]
+    return [plan_model(m, i, zones, cache_enabled=config.weights_cache.enabled) for i, m in enumerate(config.models)]

@@ -189,6 +189,9 @@ class Mocks(pulumi.runtime.Mocks):
             queue = unwrap(inputs.get("name", name))
             outputs.update(name=queue, arn=f"arn:aws:sqs:{self.region}:{ACCOUNT}:{queue}",
                            url=f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{queue}")
+        elif kind == "aws:s3/bucket:Bucket":
+            bucket = unwrap(inputs.get("bucket") or f"{inputs.get('bucketPrefix', '')}{name}")
+            outputs.update(bucket=bucket, id=bucket, arn=f"arn:aws:s3:::{bucket}")
         elif kind.startswith("aws:"):
             outputs.setdefault("arn", f"arn:aws:{kind.split(':')[1].split('/')[0]}:{self.region}:{ACCOUNT}:{name}")
         return f"{name}-id", outputs

@@ -127,6 +127,9 @@ def plan_document(run: StackRun, plans: list[ModelPlan], cost: Cost) -> dict[str
         "models": [{
             "name": p.name, "server": p.server, "server_args": list(p.server_args), "endpoint": p.endpoint,
             "rollout_surge": p.rollout_surge, "node_limits": p.node_limits, "startup_seconds": p.startup_seconds,
+            "weights": {"source": p.weights.source, "prefix": p.weights.prefix if p.weights.cached else None,
+                        "revision": p.weights.revision},
+            "cold_start": p.cold_start.to_dict(),
             "autoscaling": p.scaling.__dict__ if p.scaling else None, **p.plan.to_dict(),
         } for p in plans],
         "cost": cost.to_dict(),

@@ -19,6 +19,7 @@ from components.observability import CloudWatchObservability
 from components.open_webui import OpenWebUI
 from components.ray_service import LLMRayService, RayServiceArgs
 from components.router import Router, RouterArgs
+from components.weights_cache import WeightsAccess, WeightsBucket
 from config import ConfigError, load_from_pulumi
 from plan.names import CPU_POOL
 from plan.stack import plan_stack
@@ -51,17 +52,24 @@ nvidia = NvidiaDevicePlugin("nvidia-device-plugin", cluster.provider, on_system_
 neuron = NeuronDevicePlugin("neuron-device-plugin", cluster.provider, on_system_nodes) if "neuron" in stack_plan.vendors else None
 kuberay = KubeRayOperator("kuberay", cluster.provider, on_system_nodes) if stack_plan.needs_kuberay else None
 
+# The S3 weights cache (issue 18): one bucket; each cached model's fill Job and Pod Identity roles sit with its server.
+# The same bucket holds the Neuron models' compiled shapes (the compile cache, serving/compile_cache.py).
+weights = None
+if any(m.weights.cached or (m.server == "rayserve" and config.weights_cache.enabled) for m in stack_plan.models):
+    weights = WeightsAccess(WeightsBucket("weights", tags), cluster_name,
+                            depends_on=[cluster.eks, cluster.pod_identity_agent], tags=tags)
+
 servers: dict[str, pulumi.Resource] = {}
 for m in stack_plan.models:
     if m.server == "vllm":
         server = ModelServer(m.name, ModelServerArgs(
             model=m, hf_token=hf_token, provider=cluster.provider, node_pool=karpenter.node_pools[m.name],
-            device_plugin=nvidia.release,
+            device_plugin=nvidia.release, weights=weights,
         ))
     else:
         server = LLMRayService(m.name, RayServiceArgs(
             model=m, hf_token=hf_token, provider=cluster.provider, node_pool=karpenter.node_pools[m.name],
-            operator=kuberay.release, device_plugin=neuron.release,
+            operator=kuberay.release, device_plugin=neuron.release, cache=weights,
         ))
     servers[m.name] = server
 
@@ -101,4 +109,5 @@ pulumi.export("chat_ui", chat_url)
 pulumi.export("grafana", monitoring.grafana_service)
 pulumi.export("prometheus_url", monitoring.prometheus_url)
 pulumi.export("instances", {m.name: m.plan.instance_type for m in stack_plan.models})
+pulumi.export("weights_bucket", weights.bucket.name if weights else None)
 pulumi.export("hourly_usd", {m.name: m.plan.fleet_hourly_usd for m in stack_plan.models})

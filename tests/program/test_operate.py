@@ -281,14 +281,16 @@ PROGRAM = textwrap.dedent('''
     from components.autoscaling import Autoscaling, AutoscalingArgs
     from components.model_server import ModelServer, ModelServerArgs
     from components.monitoring import Monitoring, MonitoringArgs, prometheus_url
+    from components.weights_cache import WeightsAccess, WeightsBucket
     from tests.program.test_operate import all_plans
 
     plans = all_plans()
     provider = k8s.Provider("k8s", kubeconfig="{}")
     system_nodes = pulumi.ComponentResource("test:index:SystemNodes", "system-nodes")
     pool = pulumi.ComponentResource("test:index:NodePool", "pool")
+    weights = WeightsAccess(WeightsBucket("weights", {}), "operate-test")
     servers = {p.name: ModelServer(p.name, ModelServerArgs(model=p, hf_token=pulumi.Output.secret("hf"),
-                                                            provider=provider, node_pool=pool))
+                                                            provider=provider, node_pool=pool, weights=weights))
                for p in plans if p.server == "vllm"}
     monitoring = Monitoring("monitoring", MonitoringArgs(models=plans, provider=provider, depends_on=[system_nodes]))
     Autoscaling("autoscaling", AutoscalingArgs(
