@@ -20,6 +20,7 @@ import yaml
 
 from plan.models import SERVE_PORT, ModelPlan
 from plan.names import DO_NOT_DISRUPT, MODEL_LABEL
+from serving import compile_cache
 from serving.settings import to_env
 
 from . import versions
@@ -27,6 +28,7 @@ from .app_code import code_hash, read_files
 from .autoscaling import ray_serve_autoscaling_config
 from .model_namespace import disruption_budget, namespace_with_token, token_env
 from .scheduling import cpu_placement, pod_placement, zone_spread
+from .weights_cache import COMPILE_SERVICE_ACCOUNT, CompileCache, WeightsAccess
 
 SERVING = Path(__file__).resolve().parents[1] / "serving"
 APP_SUFFIXES = (".py", ".jinja")  # the serve app's modules and the chat templates it ships
@@ -39,6 +41,7 @@ HEAD_RESOURCES = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory"
 # A cold start pulls a multi-GB image, downloads the weights and compiles the model for NeuronCores (10-20 minutes
 # for an 8B model); KubeRay must not give up on the cluster meanwhile.
 INITIALIZING_TIMEOUT = "2h"
+CACHE_BUCKET_ENV = "CACHE_BUCKET"  # the stack's bucket, named in the compile cache's s3:// URL as $(CACHE_BUCKET)
 
 
 def compiled_artifacts_dir(model: ModelPlan) -> str:
@@ -46,6 +49,13 @@ def compiled_artifacts_dir(model: ModelPlan) -> str:
     s = model.engine_settings
     slug = re.sub(r"[^a-z0-9]+", "-", s.model.lower()).strip("-")
     return f"/data/neuron-compiled/{slug}-tp{s.tensor_parallel_size}-len{s.max_model_len}-bs{s.max_num_seqs}"
+
+
+def compile_cache_prefix(model: ModelPlan) -> str:
+    """The model's compiled shape in the stack's bucket, under the Neuron image's tag: a compile is only valid for
+    the compiler (Neuron SDK) that made it."""
+    tag = versions.NEURON_VLLM_IMAGE.rsplit(":", 1)[-1]
+    return f"neuron-compiled/{tag}/{Path(compiled_artifacts_dir(model)).name}"
 
 
 def app_files() -> dict[str, str]:
@@ -126,7 +136,9 @@ def head_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
     }
 
 
-def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
+def worker_group(model: ModelPlan, code_hash: str, bucket: pulumi.Input[str] | None = None) -> dict[str, Any]:
+    """The Neuron workers; with `bucket`, the compile cache on S3 (serving/compile_cache.py) through the
+    `ray-worker` service account's Pod Identity role."""
     plan, replicas, res = model.plan, model.spec.replicas, model.plan.resources
     settings = model.engine_settings
     volume, mount = _app_volume()
@@ -139,6 +151,11 @@ def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
         {"name": "VLLM_ENGINE_READY_TIMEOUT_S", "value": "3600"},  # vLLM's default 600 s is shorter than a compile
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
     ]
+    cache: dict[str, Any] = {}
+    if bucket is not None:
+        env += [{"name": CACHE_BUCKET_ENV, "value": bucket},
+                {"name": compile_cache.ENV, "value": f"s3://$({CACHE_BUCKET_ENV})/{compile_cache_prefix(model)}"}]
+        cache = {"serviceAccountName": COMPILE_SERVICE_ACCOUNT}
     return {
         "groupName": WORKER_GROUP,
         "replicas": model.plan.replicas,
@@ -155,6 +172,7 @@ def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
             "spec": {
                 **pod_placement(plan.vendor, model.pool),
                 **zone_spread(plan.spread_zones, {"ray.io/group": WORKER_GROUP, MODEL_LABEL: model.name}),
+                **cache,
                 "containers": [{
                     "name": "ray-worker",
                     "image": versions.NEURON_VLLM_IMAGE,
@@ -178,13 +196,13 @@ def worker_group(model: ModelPlan, code_hash: str) -> dict[str, Any]:
     }
 
 
-def ray_service_spec(model: ModelPlan, code_hash: str) -> dict[str, Any]:
+def ray_service_spec(model: ModelPlan, code_hash: str, bucket: pulumi.Input[str] | None = None) -> dict[str, Any]:
     autoscale = model.autoscaled
     cluster: dict[str, Any] = {
         "rayVersion": versions.RAY_VERSION,
         "enableInTreeAutoscaling": autoscale,
         "headGroupSpec": head_group(model, code_hash),
-        "workerGroupSpecs": [worker_group(model, code_hash)],
+        "workerGroupSpecs": [worker_group(model, code_hash, bucket)],
     }
     if autoscale:
         cluster["autoscalerOptions"] = {"upscalingMode": "Default", "idleTimeoutSeconds": 600}
@@ -200,6 +218,7 @@ class RayServiceArgs:
     node_pool: pulumi.Resource
     operator: pulumi.Resource
     device_plugin: pulumi.Resource
+    cache: WeightsAccess | None = None  # the stack's bucket: the Neuron compile cache
 
 
 class LLMRayService(pulumi.ComponentResource):
@@ -219,12 +238,19 @@ class LLMRayService(pulumi.ComponentResource):
             f"{name}-serve-app", metadata={"name": CONFIG_MAP, "namespace": ns, "labels": {MODEL_LABEL: model.name}},
             data=files, opts=in_ns,
         )
+        waits = [code, secret, args.operator, args.node_pool, args.device_plugin]
+        bucket = None
+        if args.cache is not None:
+            cache = CompileCache(f"{name}-compile-cache", ns, compile_cache_prefix(model), args.cache, args.provider,
+                                 [namespace], pulumi.ResourceOptions(parent=self))
+            waits += cache.ready
+            bucket = args.cache.bucket.name
         k8s.apiextensions.CustomResource(
             f"{name}-rayservice", api_version="ray.io/v1", kind="RayService",
             metadata={"name": model.name, "namespace": ns, "labels": {MODEL_LABEL: model.name},
                       "annotations": {"ray.io/initializing-timeout": INITIALIZING_TIMEOUT}},
-            spec=ray_service_spec(model, app_hash(files)),
-            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[code, secret, args.operator, args.node_pool, args.device_plugin]),
+            spec=ray_service_spec(model, app_hash(files), bucket),
+            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=waits),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata={"name": f"{model.name}-workers", "namespace": ns},

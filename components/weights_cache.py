@@ -30,6 +30,7 @@ from .model_namespace import token_env
 from .scheduling import cpu_placement
 
 SERVER_SERVICE_ACCOUNT = "vllm-server"  # the model server's pods: read the model's prefix
+COMPILE_SERVICE_ACCOUNT = "ray-worker"  # Neuron Ray workers: read and write their compiled model's prefix
 FILL_SERVICE_ACCOUNT = "weights-fill"  # the fill Job's pods: write the model's prefix
 APP_ROOT = "/opt/llm-eks"
 SOURCE = Path(__file__).resolve().parents[1] / "weights_cache"
@@ -165,6 +166,23 @@ def _role(name: str, access: WeightsAccess, namespace: str, service_account: str
         name, cluster_name=access.cluster_name, namespace=namespace, service_account=service_account,
         role_arn=role.arn, tags=access.tags,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[policy, *access.depends_on])))
+
+
+class CompileCache(pulumi.ComponentResource):
+    """A Neuron model's compiled-model prefix in the stack's bucket: the Ray workers' service account and its role,
+    which may read and write that prefix only (serving/compile_cache.py restores and saves it)."""
+
+    def __init__(self, name: str, namespace: str, prefix: str, access: WeightsAccess, provider: k8s.Provider,
+                 depends_on: list[pulumi.Resource], opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llm-eks:storage:CompileCache", name, None, opts)
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-{COMPILE_SERVICE_ACCOUNT}", metadata={"name": COMPILE_SERVICE_ACCOUNT, "namespace": namespace},
+            automount_service_account_token=False,
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on))
+        role = _role(f"{name}-compile", access, namespace, COMPILE_SERVICE_ACCOUNT,
+                     lambda a: writer_policy(a, prefix), pulumi.ResourceOptions(parent=self))
+        self.ready: list[pulumi.Resource] = [account, role]
+        self.register_outputs({})
 
 
 class ModelWeights(pulumi.ComponentResource):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+from .compile_cache import ENV as COMPILE_CACHE, restore as restore_compiled, save as save_compiled
 from .openai_api import Chunk, Sampling
 from .settings import EngineSettings
 
@@ -74,7 +76,12 @@ class VLLMEngine:
 
         self.max_model_len = settings.max_model_len
         self.model_path = checkpoint_dir(settings)
+        # The Neuron compile cache on S3 (serving/compile_cache.py): reload a compiled model, or save the one made here.
+        cache, artifacts = os.environ.get(COMPILE_CACHE), os.environ.get("NEURON_COMPILED_ARTIFACTS")
+        restored = bool(cache and artifacts) and restore_compiled(cache, artifacts)
         self._engine = AsyncEngine.from_engine_args(AsyncEngineArgs(**engine_kwargs(settings, self.model_path)))
+        if cache and artifacts and not restored:
+            save_compiled(cache, artifacts)  # the engine is up: its compiled model is complete
         self._tokenizer = None
         self._template: str | None = None
 

@@ -255,8 +255,8 @@ def test_make_preview_writes_plan_and_manifests_within_twice_the_import_time(tmp
     # Importing the four SDKs means loading the modules a program uses (their top-level packages load lazily).
     imports = _seconds([sys.executable, "-c", (
         "import pulumi, pulumi_aws as aws, pulumi_eks as eks, pulumi_kubernetes as k8s\n"
-        "aws.ec2.Vpc, aws.iam.Role, aws.eks.Addon, aws.sqs.Queue, aws.cloudwatch.EventRule, eks.Cluster\n"
-        "k8s.core.v1.Namespace, k8s.apps.v1.Deployment, k8s.helm.v3.Release, k8s.apiextensions.CustomResource\n"
+        "aws.ec2.Vpc, aws.iam.Role, aws.eks.Addon, aws.sqs.Queue, aws.cloudwatch.EventRule, aws.s3.Bucket, eks.Cluster\n"
+        "k8s.core.v1.Namespace, k8s.apps.v1.Deployment, k8s.batch.v1.Job, k8s.helm.v3.Release, k8s.apiextensions.CustomResource\n"
         "k8s.policy.v1.PodDisruptionBudget, k8s.storage.v1.StorageClass")])
     assert preview <= 2 * imports, f"preview {preview:.2f} s, imports {imports:.2f} s"
 

@@ -61,10 +61,8 @@ def role_documents(run) -> dict[str, dict]:
     return out
 
 
-def test_every_gpu_stack_caches_and_the_bucket_is_private_encrypted_and_destroyable(stack, plans, run):
-    if not cached(plans):
-        assert not run.by_type(BUCKET)
-        return
+def test_every_stack_has_one_bucket_private_encrypted_and_destroyable(stack, plans, run):
+    """GPU models' weights and Neuron models' compiled shapes share the stack's bucket."""
     bucket = run.one(BUCKET)
     assert bucket.plain_inputs()["forceDestroy"] is True  # `pulumi destroy` empties it, leaving nothing
     sse = run.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
@@ -145,3 +143,29 @@ def test_a_pinned_revision_is_its_own_prefix_and_fill_job():
     job = run.one(JOB).plain_inputs()
     assert "--prefix models/Qwen/Qwen3-1.7B/70d244cc86ccca08cf5af4e1e306ecf908b1ad5e" in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     assert job["metadata"]["name"] != default.one(JOB).plain_inputs()["metadata"]["name"]  # a new revision, a new Job
+
+
+def test_neuron_workers_read_and_write_their_compiled_shape_and_nothing_else(stack, plans, run, manifests):
+    from components.ray_service import compile_cache_prefix
+    from components.weights_cache import COMPILE_SERVICE_ACCOUNT
+
+    neuron = [p for p in plans if p.server == "rayserve"]
+    if not neuron:
+        return
+    docs = role_documents(run)
+    arn = run.one(BUCKET).outputs["arn"]
+    for m in neuron:
+        prefix = compile_cache_prefix(m)
+        doc = docs[(m.namespace, COMPILE_SERVICE_ACCOUNT)]
+        assert allowed(doc, "s3:PutObject", f"{arn}/{prefix}/model.pt") and allowed(doc, "s3:GetObject", f"{arn}/{prefix}/model.pt")
+        assert allowed(doc, "s3:ListBucket", arn, prefix + "/")
+        assert not allowed(doc, "s3:GetObject", f"{arn}/models/{m.spec.model}/main/model.safetensors")
+        assert not allowed(doc, "s3:PutObject", f"{arn}/neuron-compiled/other-shape/model.pt")
+        service = next(r for r in manifests if r["kind"] == "RayService" and r["metadata"]["namespace"] == m.namespace)
+        worker = service["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["template"]["spec"]
+        assert worker["serviceAccountName"] == COMPILE_SERVICE_ACCOUNT
+        env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
+        assert env["LLM_EKS_COMPILE_CACHE"] == f"s3://$(CACHE_BUCKET)/{prefix}"
+        assert env["CACHE_BUCKET"] == run.one(BUCKET).outputs["bucket"]
+        # The prefix names the compiler and the compiled shape: another SDK or shape never reloads this one.
+        assert "sdk" in prefix and f"tp{m.engine_settings.tensor_parallel_size}" in prefix
