@@ -266,7 +266,7 @@ class SageMaker(_Model):
 
 
 # The keys that describe a cluster, which `target: sagemaker` does not build.
-EKS_ONLY_KEYS = ("cluster", "network", "system_nodes", "chat_ui", "observability")
+EKS_ONLY_KEYS = ("cluster", "network", "system_nodes", "chat_ui", "observability", "weights_cache")
 
 
 class StackConfig(_Model):

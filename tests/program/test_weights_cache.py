@@ -30,6 +30,11 @@ def cached(plans):
     return [m for m in plans if m.weights.cached]
 
 
+def eks(config) -> bool:
+    """The weights cache is the EKS program's (a SageMaker stack copies its weights with its own Lambda)."""
+    return getattr(config, "target", "eks") == "eks"
+
+
 def allowed(document: dict, action: str, resource: str, prefix: str | None = None) -> bool:
     """Whether an identity policy allows one request (Allow statements only; these policies have no Deny)."""
     for s in document["Statement"]:
@@ -61,8 +66,10 @@ def role_documents(run) -> dict[str, dict]:
     return out
 
 
-def test_every_stack_has_one_bucket_private_encrypted_and_destroyable(stack, plans, run):
+def test_every_stack_has_one_bucket_private_encrypted_and_destroyable(stack, config, plans, run):
     """GPU models' weights and Neuron models' compiled shapes share the stack's bucket."""
+    if not eks(config):
+        return
     bucket = run.one(BUCKET)
     assert bucket.plain_inputs()["forceDestroy"] is True  # `pulumi destroy` empties it, leaving nothing
     sse = run.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
@@ -77,10 +84,10 @@ def test_every_stack_has_one_bucket_private_encrypted_and_destroyable(stack, pla
     assert run.exports["weights_bucket"] == bucket.outputs["bucket"]
 
 
-def test_each_servers_role_reads_its_own_prefix_and_nothing_more(stack, plans, run):
-    docs = role_documents(run)
-    if not cached(plans):
+def test_each_servers_role_reads_its_own_prefix_and_nothing_more(stack, config, plans, run):
+    if not cached(plans) or not eks(config):
         return
+    docs = role_documents(run)
     arn = run.one(BUCKET).outputs["arn"]
     for m in cached(plans):
         prefix = m.weights.prefix
@@ -98,7 +105,9 @@ def test_each_servers_role_reads_its_own_prefix_and_nothing_more(stack, plans, r
         assert not allowed(fill, "s3:DeleteObject", weights) and not allowed(fill, "s3:PutBucketPolicy", arn)
 
 
-def test_pods_use_the_service_accounts_the_roles_are_for_and_the_server_waits_for_the_fill(stack, plans, run, manifests):
+def test_pods_use_the_service_accounts_the_roles_are_for_and_the_server_waits_for_the_fill(stack, config, plans, run, manifests):
+    if not eks(config):
+        return
     by_kind = {(m["kind"], m["metadata"].get("namespace"), m["metadata"]["name"]): m for m in manifests}
     for m in cached(plans):
         deployment = by_kind[("Deployment", m.namespace, m.name)]
@@ -145,7 +154,7 @@ def test_a_pinned_revision_is_its_own_prefix_and_fill_job():
     assert job["metadata"]["name"] != default.one(JOB).plain_inputs()["metadata"]["name"]  # a new revision, a new Job
 
 
-def test_neuron_workers_read_and_write_their_compiled_shape_and_nothing_else(stack, plans, run, manifests):
+def test_neuron_workers_read_and_write_their_compiled_shape_and_nothing_else(stack, config, plans, run, manifests):
     from components.ray_service import compile_cache_prefix
     from components.weights_cache import COMPILE_SERVICE_ACCOUNT
 
