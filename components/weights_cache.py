@@ -203,12 +203,17 @@ class ModelWeights(pulumi.ComponentResource):
         files = fill_files()
         code = k8s.core.v1.ConfigMap(f"{name}-fill-code", metadata={"name": "weights-fill", "namespace": ns},
                                      data=files, opts=k8s_opts)
+        # Pulumi waits for the Job's Complete condition and fails on Failed (pulumi-kubernetes' Job await logic).
+        # replaceUnready: a Job that failed (its retries spent) is replaced by the next `pulumi up`, not awaited again,
+        # and the new one resumes where it stopped; same name, so the old one goes first.
         job = k8s.batch.v1.Job(
             f"{name}-fill", metadata={"name": fill_job_name(model), "namespace": ns,
-                                      "labels": {"app.kubernetes.io/name": "weights-fill"}},
+                                      "labels": {"app.kubernetes.io/name": "weights-fill"},
+                                      "annotations": {"pulumi.com/replaceUnready": "true"}},
             spec=_with_bucket(fill_job_spec(model, files), access.bucket.name),
             opts=pulumi.ResourceOptions(
                 parent=self, provider=provider, depends_on=[*depends_on, code, filler, *accounts.values()],
+                delete_before_replace=True,
                 custom_timeouts=pulumi.CustomTimeouts(create=f"{FILL_DEADLINE_SECONDS // 60 + 10}m")),
         )
         self.ready: list[pulumi.Resource] = [job, server, accounts[SERVER_SERVICE_ACCOUNT]]

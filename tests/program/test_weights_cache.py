@@ -152,6 +152,8 @@ def test_a_pinned_revision_is_its_own_prefix_and_fill_job():
     job = run.one(JOB).plain_inputs()
     assert "--prefix models/Qwen/Qwen3-1.7B/70d244cc86ccca08cf5af4e1e306ecf908b1ad5e" in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     assert job["metadata"]["name"] != default.one(JOB).plain_inputs()["metadata"]["name"]  # a new revision, a new Job
+    # A fill that failed (retries spent) is replaced by the next `pulumi up`, not awaited forever: the new Job resumes.
+    assert job["metadata"]["annotations"]["pulumi.com/replaceUnready"] == "true"
 
 
 def test_neuron_workers_read_and_write_their_compiled_shape_and_nothing_else(stack, config, plans, run, manifests):
