@@ -38,7 +38,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         super().__init__("llm-eks:sagemaker:SageMakerEndpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         plan, tags = args.plan, args.tags
-        copied = args.weights.copy(name, plan.model.spec.model, "main", plan.weights_prefix)
+        copied = args.weights.copy(name, plan.model.spec.model, plan.model.spec.revision, plan.weights_prefix)
         log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
                                             retention_in_days=args.log_retention_days, tags=tags, opts=child)
         role = aws.iam.Role(f"{name}-exec", assume_role_policy=SAGEMAKER_TRUST, tags=tags, opts=child)
@@ -55,7 +55,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                 image=plan.image, environment=plan.environment,
                 model_data_source=aws.sagemaker.ModelPrimaryContainerModelDataSourceArgs(s3_data_sources=[
                     aws.sagemaker.ModelPrimaryContainerModelDataSourceS3DataSourceArgs(
-                        s3_uri=args.weights.bucket.id.apply(lambda b: f"s3://{b}/{plan.weights_prefix}"),
+                        s3_uri=args.weights.bucket.id.apply(lambda b: f"s3://{b}/{plan.weights_prefix}/"),
                         s3_data_type="S3Prefix", compression_type="None")])),
             tags=tags, opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, copied]))
         timeout = min(max(plan.model.startup_seconds, TIMEOUT_BOUNDS_S[0]), TIMEOUT_BOUNDS_S[1])
@@ -98,9 +98,9 @@ def execution_policy(bucket_arn: str, prefix: str, log_group_arn: str, image: st
     account = registry.split(".", 1)[0]
     partition_arn = bucket_arn.split(":", 2)[1]
     statements = [
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/{prefix}*"},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/{prefix}/*"},
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
-         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*"]}}},
         {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},  # the API takes no resource
         {"Effect": "Allow", "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
                                        "ecr:BatchCheckLayerAvailability"],

@@ -1,5 +1,6 @@
 """The SageMaker stack's weights: an S3 bucket (encrypted, private, emptied and deleted with the stack), the Hugging
-Face token in Secrets Manager, and the Lambda (weights/hub_to_s3.py) that copies each model's revision from the Hub
+Face token in Secrets Manager, and the Lambda (weights_cache/fill.py, the EKS fill Job's code) that copies each model's
+revision from the Hub
 into the bucket once, before its endpoint starts. The endpoint then loads from S3 (SageMaker puts the files in
 /opt/ml/model) and never sees the token: LMI reads a token only from its environment, which SageMaker shows to anyone
 who may describe the model."""
@@ -62,8 +63,8 @@ class SageMakerWeights(pulumi.ComponentResource):
             self.bucket.arn, self.token.arn, log_group.arn).apply(lambda a: copy_policy(*a)), opts=child)
         self.function = aws.lambda_.Function(
             f"{name}-copy", name=f"{args.stack}-weights-copy", role=role.arn, runtime=LAMBDA_RUNTIME,
-            handler="weights.hub_to_s3.lambda_handler", timeout=LAMBDA_TIMEOUT_S, memory_size=LAMBDA_MEMORY_MB,
-            code=pulumi.AssetArchive({"weights": pulumi.FileArchive(str(REPO / "weights"))}),
+            handler="weights_cache.fill.lambda_handler", timeout=LAMBDA_TIMEOUT_S, memory_size=LAMBDA_MEMORY_MB,
+            code=pulumi.AssetArchive({"weights_cache": pulumi.FileArchive(str(REPO / "weights_cache"))}),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=log_group.name),
             tags=tags, opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
         self.register_outputs({"bucket": self.bucket.id, "function": self.function.name})
@@ -80,11 +81,12 @@ class SageMakerWeights(pulumi.ComponentResource):
 
 
 def copy_policy(bucket_arn: str, secret_arn: str, log_group_arn: str) -> str:
-    """The copy may read the one token secret, write objects under models/ and write its own logs."""
+    """The copy may read the one token secret, list and write objects under models/ and write its own logs."""
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn},
-        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-         "Resource": f"{bucket_arn}/models/*"},
+        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"], "Resource": f"{bucket_arn}/models/*"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
+         "Condition": {"StringLike": {"s3:prefix": ["models/*"]}}},
         {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
          "Resource": f"{log_group_arn}:*"},
     ]})

@@ -69,7 +69,7 @@ ROUTER_PYTHON_IMAGE = "python:3.12.12-slim-bookworm"
 NGINX_IMAGE = "nginx:1.28.0-alpine"
 
 # The weights cache's fill Job (issue 18, components/weights_cache.py): weights_cache/fill.py on a pinned Python image,
-# installing at start the pins tests/weights_cache/ runs it with (requirements.txt, requirements-dev.txt's moto's boto3).
+# installing at start the boto3 tests/weights_cache/ runs it with (requirements-dev.txt's moto brings it); the Hub is
+# read with the standard library.
 FILL_PYTHON_IMAGE = "python:3.12.12-slim-bookworm"
-FILL_HUGGINGFACE_HUB_VERSION = "2.4.0"
 FILL_BOTO3_VERSION = "1.44.18"

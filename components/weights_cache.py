@@ -36,8 +36,6 @@ APP_ROOT = "/opt/llm-eks"
 SOURCE = Path(__file__).resolve().parents[1] / "weights_cache"
 FILL_DEADLINE_SECONDS = 3 * 3600  # a 140 GB checkpoint at ~20 MB/s from the Hub; a retry resumes
 FILL_RETRIES = 4
-# One file on disk at a time; Hub checkpoints are sharded (typically 2 to 10 GB per safetensors file).
-FILL_SCRATCH_GIB = 20
 
 
 def fill_files() -> dict[str, str]:
@@ -75,7 +73,7 @@ def fill_job_name(model: ModelPlan) -> str:
 def fill_job_spec(model: ModelPlan, files: dict[str, str]) -> dict[str, Any]:
     w = model.weights
     install = (f"pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore "
-               f"huggingface_hub=={versions.FILL_HUGGINGFACE_HUB_VERSION} boto3=={versions.FILL_BOTO3_VERSION}")
+               f"boto3=={versions.FILL_BOTO3_VERSION}")
     fill = (f"python {APP_ROOT}/fill.py --repo-id {w.model} --revision {w.revision} "
             f"--bucket \"$({BUCKET_ENV})\" --prefix {w.prefix}")
     return {
@@ -93,16 +91,13 @@ def fill_job_spec(model: ModelPlan, files: dict[str, str]) -> dict[str, Any]:
                     "name": "fill",
                     "image": versions.FILL_PYTHON_IMAGE,
                     "command": ["sh", "-c", f"{install} && exec {fill}"],
-                    "env": [token_env(), {"name": BUCKET_ENV, "value": "__bucket__"},
-                            {"name": "TMPDIR", "value": "/scratch"}, {"name": "HF_HOME", "value": "/scratch/hf"}],
-                    "resources": {"requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": f"{FILL_SCRATCH_GIB}Gi"},
-                                  "limits": {"memory": "4Gi", "ephemeral-storage": f"{FILL_SCRATCH_GIB + 2}Gi"}},
+                    "env": [token_env(), {"name": BUCKET_ENV, "value": "__bucket__"}],
+                    # Files stream from the Hub into multipart uploads: no disk; memory for a few 64 MiB parts.
+                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
                     "securityContext": {"allowPrivilegeEscalation": False},
-                    "volumeMounts": [{"name": "app", "mountPath": APP_ROOT, "readOnly": True},
-                                     {"name": "scratch", "mountPath": "/scratch"}],
+                    "volumeMounts": [{"name": "app", "mountPath": APP_ROOT, "readOnly": True}],
                 }],
-                "volumes": [{"name": "app", "configMap": {"name": "weights-fill"}},
-                            {"name": "scratch", "emptyDir": {"sizeLimit": f"{FILL_SCRATCH_GIB}Gi"}}],
+                "volumes": [{"name": "app", "configMap": {"name": "weights-fill"}}],
             },
         },
     }

@@ -16,6 +16,7 @@ from config.schema import StackConfig
 
 from .cost import Cost, CostLine
 from .models import ModelPlan, _key, _plan_flags, plan_model
+from .weights import weights_plan
 
 VARIANT = "AllTraffic"  # the one production variant; SageMaker's own default name
 MODEL_DIR = "/opt/ml/model"  # where SageMaker puts the model's S3 data in the container
@@ -34,7 +35,7 @@ class EndpointPlan:
     max_instances: int
     image: str  # the LMI container for the stack's region
     environment: dict[str, str]  # the container's options (no secret: the weights come from S3)
-    weights_prefix: str  # models/<hf id>/<revision>/ in the stack's bucket
+    weights_prefix: str  # models/<hf id>/<revision> in the stack's bucket (plan/weights.py, as on EKS)
 
     @property
     def name(self) -> str:
@@ -71,7 +72,7 @@ def lmi_environment(engine_args: tuple[str, ...], model_dir: str = MODEL_DIR) ->
     return dict(sorted(env.items()))
 
 
-def plan_endpoint(config: StackConfig, i: int, region: str, revision: str = "main") -> EndpointPlan:
+def plan_endpoint(config: StackConfig, i: int, region: str) -> EndpointPlan:
     spec = config.models[i]
     try:
         instance = ml.ml_instance(spec.instance_type)
@@ -86,7 +87,7 @@ def plan_endpoint(config: StackConfig, i: int, region: str, revision: str = "mai
         min_instances=max(1, math.ceil(spec.replicas.min / copies)),
         max_instances=max(1, math.ceil(spec.replicas.max / copies)),
         image=image, environment=lmi_environment(planned.plan.engine_args),
-        weights_prefix=f"models/{spec.model}/{revision}/")
+        weights_prefix=weights_plan(spec.model, spec.revision, "vllm", cache_enabled=True).prefix)
 
 
 def endpoint_name(stack: str, model: str) -> str:

@@ -189,7 +189,7 @@ def test_the_endpoint_waits_for_the_weights_and_its_log_group():
     assert log_group.plain_inputs()["retentionInDays"] == 30
     invocation = json.loads(_inputs(run, "aws:lambda/invocation:Invocation")["input"])
     assert invocation["model"] == "meta-llama/Llama-2-13b-chat-hf" and invocation["prefix"] == (
-        "models/meta-llama/Llama-2-13b-chat-hf/main/")
+        "models/meta-llama/Llama-2-13b-chat-hf/main")
 
 
 def test_the_container_options_are_the_plans():
