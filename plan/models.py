@@ -276,6 +276,10 @@ def plan_model(model: Model, i: int, zones: int = 1, vllm_version: str | None = 
     except SizingError as exc:
         raise ConfigError(f"{_blamed_key(exc, model, i)}: {exc}") from None
     check_extra_engine_args(model, i, planned.plan.engine_args, planned.server)
+    if planned.server != "vllm" and model.routing == "cache_aware":
+        raise ConfigError(f"{_key(i, 'routing')}: cache_aware reads the prompt's tokens from the replica's "
+                          "/v1/chat/completions/render, which the Ray Serve app on Neuron does not serve; use "
+                          "round_robin, power_of_two, consistent_hash or random")
     return planned
 
 

@@ -198,6 +198,11 @@ def test_routing_is_a_stack_key_checked_against_the_routers_policies():
     models[0]["routing"] = "prefix"
     with pytest.raises(ConfigError, match=r"models\[0\]\.routing"):
         load_stack_config({**raw, "llm-eks:models": json.dumps(models)}, set(secrets))
+    raw, secrets = read_stack_config(stack_file("llama2-13b-inf2"))  # Ray Serve: no /render for cache_aware
+    models = json.loads(raw["llm-eks:models"])
+    models[0]["routing"] = "cache_aware"
+    with pytest.raises(ConfigError, match=r"models\[0\]\.routing: cache_aware .* Ray Serve"):
+        plan_stack(load_stack_config({**raw, "llm-eks:models": json.dumps(models)}, set(secrets)))
 
 
 def test_nginx_accepts_the_endpoint_config(tmp_path):
