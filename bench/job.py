@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from components.scheduling import cpu_placement
-from plan.names import MODEL_LABEL, TOKEN_KEY, TOKEN_SECRET
+from config.names import MODEL_LABEL, TOKEN_KEY, TOKEN_SECRET
 
 from .workload import INFERENCE_PERF_IMAGE, INFERENCE_PERF_VERSION
 

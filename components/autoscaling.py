@@ -30,7 +30,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.models import ModelPlan
-from plan.names import KEDA_NAMESPACE, SYSTEM_NODE_LABELS
+from config.names import KEDA_NAMESPACE, SYSTEM_NODE_LABELS
 from plan.scaling import ScalingThresholds
 
 from . import helm, metrics, versions

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 from config.schema import Cluster as ClusterConfig
 from config.schema import SystemNodes
 
-from plan.names import STORAGE_CLASS, SYSTEM_NODE_LABELS
+from config.names import STORAGE_CLASS, SYSTEM_NODE_LABELS
 
 from . import iam
 

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from chat_ui.settings import Settings, to_env
-from plan.names import CHAT_UI_NAMESPACE
+from config.names import CHAT_UI_NAMESPACE
 from plan.stack import ChatTarget
 
 from . import versions

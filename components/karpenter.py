@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from plan.names import CPU_POOL, KUBE_SYSTEM
+from config.names import CPU_POOL, KUBE_SYSTEM
 from plan.stack import StackPlan
 
 from . import helm, iam, node_pools, versions

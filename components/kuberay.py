@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import helm, versions
-from plan.names import KUBERAY_NAMESPACE
+from config.names import KUBERAY_NAMESPACE
 
 from .scheduling import system_placement
 

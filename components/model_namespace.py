@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from plan.names import TOKEN_KEY, TOKEN_SECRET
+from config.names import TOKEN_KEY, TOKEN_SECRET
 
 
 def token_env() -> dict:

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.models import SERVE_PORT, ModelPlan
-from plan.names import MODEL_LABEL
+from config.names import MODEL_LABEL
 from plan.scaling import PRE_STOP_SECONDS, TERMINATION_GRACE_SECONDS
 from plan.weights import BUCKET_ENV
 

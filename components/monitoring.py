@@ -25,7 +25,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.models import ModelPlan
-from plan.names import (ACCELERATOR_LABEL, MODEL_LABEL, MONITORING_NAMESPACE, NVIDIA_TAINT, STORAGE_CLASS,
+from config.names import (ACCELERATOR_LABEL, MODEL_LABEL, MONITORING_NAMESPACE, NVIDIA_TAINT, STORAGE_CLASS,
                         SYSTEM_NODE_LABELS)
 
 from . import helm, versions

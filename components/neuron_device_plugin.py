@@ -11,7 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import helm, versions
-from plan.names import KUBE_SYSTEM, SYSTEM_NODE_LABELS
+from config.names import KUBE_SYSTEM, SYSTEM_NODE_LABELS
 
 NAMESPACE = KUBE_SYSTEM
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from plan.models import ModelPlan
-from plan.names import ACCELERATOR_LABEL, CPU_POOL, MODEL_LABEL, NVIDIA_GPU_PRESENT_LABEL, POOL_LABEL, TAINTS
+from config.names import ACCELERATOR_LABEL, CPU_POOL, MODEL_LABEL, NVIDIA_GPU_PRESENT_LABEL, POOL_LABEL, TAINTS
 
 from .versions import AL2023_AMI_ALIAS
 

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import helm, versions
-from plan.names import ACCELERATOR_LABEL, KUBE_SYSTEM, NVIDIA_TAINT
+from config.names import ACCELERATOR_LABEL, KUBE_SYSTEM, NVIDIA_TAINT
 
 NAMESPACE = KUBE_SYSTEM
 

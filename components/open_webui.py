@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import helm, versions
-from plan.names import CHAT_UI_NAMESPACE, STORAGE_CLASS
+from config.names import CHAT_UI_NAMESPACE, STORAGE_CLASS
 from plan.stack import ChatTarget
 
 from .scheduling import cpu_placement

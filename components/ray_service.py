@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from plan.models import SERVE_PORT, ModelPlan
-from plan.names import DO_NOT_DISRUPT, MODEL_LABEL
+from config.names import DO_NOT_DISRUPT, MODEL_LABEL
 from serving import compile_cache
 from serving.settings import to_env
 

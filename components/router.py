@@ -36,7 +36,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.models import SERVE_PORT, ModelPlan
-from plan.names import MODEL_LABEL, MONITORING_NAMESPACE, ROUTER_NAMESPACE
+from config.names import MODEL_LABEL, MONITORING_NAMESPACE, ROUTER_NAMESPACE
 from plan.routing import ENDPOINT_PORT, ENDPOINT_SERVICE, Route, RouterPlan
 
 from . import versions

@@ -1,14 +1,14 @@
 """Placement of pods on the node pools: NodePools taint accelerator nodes; model-server pods tolerate exactly those
 taints and select their pool by `karpenter.sh/nodepool`. Neuron pods also name the second scheduler the Neuron Helm
 chart installs (the extender that hands out contiguous devices): without it they stay Pending. The names come from
-plan/names.py.
+config/names.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from plan.names import CPU_POOL, NEURON_SCHEDULER, NODEPOOL_LABEL, SYSTEM_NODE_LABELS, TAINTS, ZONE_LABEL
+from config.names import CPU_POOL, NEURON_SCHEDULER, NODEPOOL_LABEL, SYSTEM_NODE_LABELS, TAINTS, ZONE_LABEL
 
 
 def toleration(taint: dict[str, str]) -> dict[str, Any]:

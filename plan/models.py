@@ -25,7 +25,7 @@ from config.schema import PROJECT, Model, StackConfig, stack_value
 from serving.settings import EngineSettings
 
 from .cold_start import ColdStart, cold_start
-from .names import DEVICE_RESOURCES
+from config.names import DEVICE_RESOURCES
 from .scaling import ScalingThresholds, default_thresholds, shutdown_timeout_seconds
 from .weights import WeightsPlan, weights_plan
 

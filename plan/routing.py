@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .models import SERVE_PORT, ModelPlan
-from .names import ROUTER_NAMESPACE
+from config.names import ROUTER_NAMESPACE
 
 ENDPOINT_SERVICE = "openai"  # the endpoint's Service: http://openai.llm-router.svc.cluster.local:8000/v1
 ENDPOINT_PORT = SERVE_PORT  # clients keep vLLM's port

@@ -13,7 +13,7 @@ from config.schema import PROJECT, StackConfig
 
 from .cost import Cost, monthly_cost
 from .models import ModelPlan, plan_models
-from .names import CPU_POOL
+from config.names import CPU_POOL
 from .routing import RouterPlan, plan_router
 
 CPU_DISK_GIB = 50  # the CPU pool's nodes: OS, the UI and Ray head images, no weights

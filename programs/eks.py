@@ -21,7 +21,7 @@ from components.ray_service import LLMRayService, RayServiceArgs
 from components.router import Router, RouterArgs
 from components.weights_cache import WeightsAccess, WeightsBucket
 from config import ConfigError, load_from_pulumi
-from plan.names import CPU_POOL
+from config.names import CPU_POOL
 from plan.stack import plan_stack
 
 try:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from config import load_stack_config
-from plan.names import ROUTER_NAMESPACE
+from config.names import ROUTER_NAMESPACE
 from plan.stack import plan_stack
 from preview import render
 from preview.harness import read_stack_config, run_stack, stack_file

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from components import versions
-from plan.names import NEURON_SCHEDULER, NEURON_TAINT
+from config.names import NEURON_SCHEDULER, NEURON_TAINT
 from preview import render
 from serving.settings import ENV_NAMES
 

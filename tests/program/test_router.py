@@ -21,7 +21,7 @@ import pytest
 
 from components import router as r
 from components import versions
-from plan.names import ROUTER_NAMESPACE
+from config.names import ROUTER_NAMESPACE
 from plan.routing import openai_base_url
 from plan.stack import plan_stack
 from preview import render

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from components import versions
 from components.karpenter import IAM_DATA, substitute
-from plan.names import NEURON_SCHEDULER
+from config.names import NEURON_SCHEDULER
 from plan.stack import plan_stack
 from preview import render
 from preview.harness import PLACEHOLDER_TOKEN, SECRET, available_stacks
