@@ -12,10 +12,11 @@ PIP           := $(PY) -m pip install --disable-pip-version-check --progress-bar
 STACK  ?= qwen-g6
 ARGS   ?=
 
-.PHONY: help venv test check size preview clean engines
+.PHONY: help venv test check lint size preview clean engines
 
 help:
 	@echo "make check                   the offline suite without the real engines, browser and load generator (minutes)"
+	@echo "make lint                    ruff, as ruff.toml configures it (the suite runs it too)"
 	@echo "make test                    the whole suite offline, real vLLM engines included (builds them on first use)"
 	@echo "make preview STACK=<name>    offline preview of stacks/Pulumi.<name>.yaml (no AWS, no Pulumi CLI)"
 	@echo "make size ARGS='--model Qwen/Qwen3-1.7B --max-model-len 8192 --concurrency 4'"
@@ -75,6 +76,9 @@ $(ENGINES_DIR)/vllm-%/.installed: requirements-engine-%.txt tests/engine/vllm_al
 # make test needs a Python >= 3.12 for the benchmark's inference-perf: say so before anything is installed.
 test: bench-python $(DEV_STAMP) $(ENGINE_STAMPS)
 	$(PY) -m pytest -q
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
 
 # Everything but the `live` tests (tests/conftest.py): no engine virtualenvs, no browser, no inference-perf.
 check: $(DEV_STAMP)

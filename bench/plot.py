@@ -60,7 +60,10 @@ def latency(results: dict[str, Any], out: Path) -> Path:
         p90 = [lv[key]["p90"] for lv in levels]
         p99 = [lv[key]["p99"] for lv in levels]
         scale, unit = (1000.0, "ms") if max((v for v in p99 if v is not None), default=0) < 1 else (1.0, "s")
-        sc = lambda vs: [v * scale if v is not None else float("nan") for v in vs]  # noqa: E731
+
+        def sc(vs, scale=scale):
+            return [v * scale if v is not None else float("nan") for v in vs]
+
         ax.fill_between(xs, sc(p90), sc(p99), color=BLUE, alpha=0.15, label="p90-p99")
         ax.plot(xs, sc(p90), color=BLUE, alpha=0.5, linewidth=1, marker=".", label="p90")
         ax.plot(xs, sc(p50), color=BLUE, linewidth=2, marker="o", label="p50")

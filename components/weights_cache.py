@@ -25,7 +25,7 @@ from plan.models import ModelPlan
 from plan.weights import BUCKET_ENV
 
 from . import iam, versions
-from .app_code import code_hash, read_files
+from .app_code import code_hash
 from .model_namespace import token_env
 from .scheduling import cpu_placement
 

@@ -43,8 +43,8 @@ class Cost:
     def to_dict(self) -> dict[str, Any]:
         return {
             "hourly_usd": round(self.hourly_usd, 4), "monthly_usd": round(self.monthly_usd, 2),
-            "lines": [{"item": l.item, "detail": l.detail, "hourly_usd": round(l.hourly_usd, 4),
-                       "monthly_usd": round(l.monthly_usd, 2)} for l in self.lines],
+            "lines": [{"item": line.item, "detail": line.detail, "hourly_usd": round(line.hourly_usd, 4),
+                       "monthly_usd": round(line.monthly_usd, 2)} for line in self.lines],
             "notes": self.notes, "prices_as_of": catalog.prices_as_of(), "hours_per_month": HOURS_PER_MONTH,
         }
 

@@ -131,7 +131,7 @@ def _evaluate(w: Workload, inst: InstanceType, checkpoint: float, n_lo: int) -> 
     for tp in options:
         host = host_fit(inst, tp, checkpoint, w.arch)
 
-        def attempt(n: int):
+        def attempt(n: int, tp: int = tp):  # tp bound now: called within this iteration only
             share = math.ceil(w.concurrency / n)
             try:
                 b = rules.budget(w, inst, tp, share)
@@ -158,7 +158,7 @@ def _evaluate(w: Workload, inst: InstanceType, checkpoint: float, n_lo: int) -> 
         outcome, binding = None, "memory"
         target = slo.target_of(w)
         if target is not None:  # the fewest replicas from `lo` up whose share meets the latency target and the rate
-            outcome, binding = slo.fewest_replicas(target, inst, w.arch, lambda s: _held(w, rules, inst, tp, s), lo,
+            outcome, binding = slo.fewest_replicas(target, inst, w.arch, lambda s, tp=tp: _held(w, rules, inst, tp, s), lo,
                                                    w.max_replicas, w.quantization)
             if not outcome.ok:
                 out.append(Option(inst, tp, slo.miss_words(outcome), math.inf, b, host, share=share, outcome=outcome))

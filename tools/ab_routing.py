@@ -99,7 +99,7 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) ->
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"not ready after {timeout_s:.0f} s: {url}\n{log.read_text()[-4000:]}")
+                raise SystemExit(f"not ready after {timeout_s:.0f} s: {url}\n{log.read_text()[-4000:]}") from None
             time.sleep(1)
 
 

@@ -169,8 +169,10 @@ def test_the_dcgm_service_monitor_selects_the_charts_service():
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
     assert sm["spec"]["endpoints"][0]["honorLabels"] is True  # the GPU's pod/namespace, not the exporter's
     if DCGM_MIRROR.is_dir():  # the chart's own templates, where a copy is at hand
-        show = lambda path: subprocess.run(["git", "-C", str(DCGM_MIRROR), "show", f"{DCGM_TAG}:deployment/{path}"],
-                                           check=True, capture_output=True, text=True).stdout
+        def show(path: str) -> str:
+            return subprocess.run(["git", "-C", str(DCGM_MIRROR), "show", f"{DCGM_TAG}:deployment/{path}"],
+                                  check=True, capture_output=True, text=True).stdout
+
         assert 'name: "metrics"' in show("templates/service.yaml")
         helpers = show("templates/_helpers.tpl")
         block = helpers[helpers.index('define "dcgm-exporter.selectorLabels"'):]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import json
 
-import pytest
 
 from components.weights_cache import FILL_SERVICE_ACCOUNT, SERVER_SERVICE_ACCOUNT
 from preview import render

@@ -35,10 +35,10 @@ def test_more_context_never_needs_less_memory(model, gpu, a, b, kv):
     long = min(long, m.context_window)
     short = min(short, long)
     s = gpu_budget(m, accelerator(gpu), max_model_len=short, kv_cache_dtype=kv)
-    l = gpu_budget(m, accelerator(gpu), max_model_len=long, kv_cache_dtype=kv)
-    assert s.needed_kv_gib <= l.needed_kv_gib
-    assert s.max_concurrency >= l.max_concurrency - 1e-9
-    assert not l.fits or s.fits
+    lb = gpu_budget(m, accelerator(gpu), max_model_len=long, kv_cache_dtype=kv)
+    assert s.needed_kv_gib <= lb.needed_kv_gib
+    assert s.max_concurrency >= lb.max_concurrency - 1e-9
+    assert not lb.fits or s.fits
 
 
 def _dominates(big, small):

@@ -57,8 +57,8 @@ def test_pcie_overhead_is_the_tp1_growth_plus_nccls_documented_buffers():
 
 def test_every_gpu_has_one_interconnect_and_the_budget_follows_it():
     _, f = facts_for(None)
-    for key, a in {k: accelerator(k) for k in ("t4", "a10g", "l4", "l40s", "rtx-pro-6000", "a100-40gb", "a100-80gb",
-                                               "h100", "h200", "b200", "b300")}.items():
+    for key in ("t4", "a10g", "l4", "l40s", "rtx-pro-6000", "a100-40gb", "a100-80gb", "h100", "h200", "b200", "b300"):
+        assert accelerator(key).key == key  # in the catalog
         kinds = {i.interconnect for i in instances().values() if i.accelerator.key == key and i.count > 1}
         assert kinds == {interconnect(key)}
         assert non_torch_bytes(2, interconnect(key), f) == f["non_torch_gib"][interconnect(key)] * GIB
