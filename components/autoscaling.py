@@ -19,6 +19,11 @@ the removed pod then finishes its in-flight requests: the Service drops it at on
 (with `--shutdown-timeout`, plan/scaling.py) waits for running requests before exiting, all inside the
 Deployment's terminationGracePeriodSeconds (120 s, components/model_server.py). The PodDisruptionBudget
 (maxUnavailable 1) concerns evictions (drains), not scale-down, and stays as it is.
+
+A model with replicas.min 0 (components/scale_to_zero.py) gets one more trigger, the KEDA HTTP add-on's count of its
+requests (external-push): vLLM reports nothing without a replica, so only the add-on, which holds the requests, can
+wake it. KEDA scales 0 -> 1 as soon as that trigger is active, and 1 -> 0 once no trigger has been active for
+cooldownPeriod; in between the HPA works as above.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from plan.models import ModelPlan
 from config.names import KEDA_NAMESPACE, SYSTEM_NODE_LABELS
 from plan.scaling import ScalingThresholds
 
-from . import helm, metrics, versions
+from . import helm, metrics, scale_to_zero, versions
 
 NAMESPACE = KEDA_NAMESPACE
 RELEASE = "keda"
@@ -57,7 +62,7 @@ class ScalingBehavior:
     scale_up_period_seconds: int = 180  # at most one new pod per period
     scale_down_stabilization_seconds: int = 600  # the highest wish of the last 10 minutes
     scale_down_period_seconds: int = 300  # at most one pod removed per period
-    cooldown_seconds: int = 300  # KEDA's cooldownPeriod (only used when scaling to zero, which min >= 1 forbids)
+    cooldown_seconds: int = 300  # KEDA's cooldownPeriod: idle this long, a model with replicas.min 0 goes to zero
 
 
 def queries(model: ModelPlan) -> dict[str, str]:
@@ -89,6 +94,8 @@ def scaled_object(model: ModelPlan, thresholds: ScalingThresholds, prometheus_ur
                 trigger("kv-cache-usage", q["kv"], thresholds.kv_cache_usage)]
     if thresholds.running_per_replica is not None:
         triggers.append(trigger("requests-running", q["running"], thresholds.running_per_replica))
+    if model.scales_to_zero:
+        triggers.append(scale_to_zero.http_trigger(model))
     b = behavior
     return {
         "apiVersion": "keda.sh/v1alpha1",
@@ -96,7 +103,7 @@ def scaled_object(model: ModelPlan, thresholds: ScalingThresholds, prometheus_ur
         "metadata": {"name": model.name, "namespace": model.namespace, "labels": {"app.kubernetes.io/part-of": "llm-eks"}},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": model.name},
-            "minReplicaCount": max(1, model.spec.replicas.min),  # vLLM reports nothing at zero: it could never wake
+            "minReplicaCount": model.spec.replicas.min,  # 0: the HTTP add-on's trigger wakes it
             "maxReplicaCount": model.spec.replicas.max,
             "pollingInterval": b.polling_seconds,
             "cooldownPeriod": b.cooldown_seconds,
@@ -153,7 +160,8 @@ class AutoscalingArgs:
 
 class Autoscaling(pulumi.ComponentResource):
     """The KEDA release and one ScaledObject per autoscaled model; `scaled_objects` maps model name to its
-    ScaledObject's name."""
+    ScaledObject's name. Where a model scales to zero, also the KEDA HTTP add-on's release and that model's wake
+    Service and InterceptorRoutes (components/scale_to_zero.py); `wake` lists them, for the routers to wait on."""
 
     def __init__(self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-eks:autoscaling:Autoscaling", name, None, opts)
@@ -163,6 +171,27 @@ class Autoscaling(pulumi.ComponentResource):
             pulumi.ResourceOptions(**k8s_opts, depends_on=list(args.depends_on)),
             values=keda_values(), create_namespace=True, timeout_seconds=helm.SYSTEM_NODES_SECONDS,
         )
+        self.wake: list[pulumi.Resource] = []
+        sleepers = [m for m in args.models if m.scales_to_zero]
+        if sleepers:
+            # the add-on's interceptor ScaledObject needs KEDA's CRDs
+            self.wake.append(helm.release(
+                f"{name}-http-add-on", scale_to_zero.RELEASE, versions.KEDA_HTTP_ADD_ON, NAMESPACE,
+                pulumi.ResourceOptions(**k8s_opts, depends_on=[self.release, *args.depends_on]),
+                values=scale_to_zero.addon_values(), create_namespace=False,
+                timeout_seconds=helm.SYSTEM_NODES_SECONDS,
+            ))
+        addon = list(self.wake)
+        for model in sleepers:
+            for obj in scale_to_zero.manifests(model):
+                opts = pulumi.ResourceOptions(**k8s_opts, depends_on=[*addon, args.servers[model.name]])
+                rname = f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}"
+                if obj["kind"] == "Service":
+                    self.wake.append(k8s.core.v1.Service(rname, metadata=obj["metadata"], spec=obj["spec"], opts=opts))
+                else:
+                    self.wake.append(k8s.apiextensions.CustomResource(
+                        rname, api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"],
+                        spec=obj["spec"], opts=opts))
         self.scaled_objects: dict[str, str] = {}
         for model in filter(keda_scaled, args.models):
             manifest = scaled_object(model, model.scaling, args.prometheus_url, args.behavior)
@@ -170,7 +199,7 @@ class Autoscaling(pulumi.ComponentResource):
                 f"{name}-{model.name}", api_version="keda.sh/v1alpha1", kind="ScaledObject",
                 metadata=manifest["metadata"], spec=manifest["spec"],
                 opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[self.release, args.servers[model.name],
-                                                                    *args.depends_on]),
+                                                                    *self.wake, *args.depends_on]),
             )
             self.scaled_objects[model.name] = model.name
         self.register_outputs({"scaled_objects": self.scaled_objects})

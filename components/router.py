@@ -22,7 +22,9 @@ Two tiers of the same binary, because vllm-router 0.1.17 does one of two things 
 
 The multi-model mode cannot take a policy per model from discovery (every discovered worker gets the one default
 policy), hence the per-model routers. A model's router is ready (/readiness) only once it has a healthy replica,
-so the endpoint learns a model's id only from a router that can answer for it.
+so the endpoint learns a model's id only from a router that can answer for it. A model that scales to zero has one
+static worker instead, the KEDA HTTP add-on's interceptor, whose probe route answers /health and /v1/models while the
+model sleeps (components/scale_to_zero.py): its router is ready, and the endpoint learns its id, with no replica.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from plan.models import SERVE_PORT, ModelPlan
 from config.names import MODEL_LABEL, MONITORING_NAMESPACE, ROUTER_NAMESPACE
 from plan.routing import ENDPOINT_PORT, ENDPOINT_SERVICE, Route, RouterPlan
 
-from . import versions
+from . import scale_to_zero, versions
 from .dashboards import router as router_dashboard
 from .model_server import labels as vllm_labels
 from .scheduling import system_placement
@@ -80,11 +82,16 @@ def _install_and_run(args: list[str]) -> list[str]:
 
 
 def model_router_args(route: Route, model: ModelPlan) -> list[str]:
-    """A model's router: regular mode, the model's policy, its replicas discovered by label in its namespace."""
-    selector = [f"{k}={v}" for k, v in sorted(replica_selector(model).items())]
-    return ["--host", "0.0.0.0", "--port", str(ROUTER_PORT), "--policy", route.policy,
-            "--service-discovery", "--selector", *selector, "--service-discovery-namespace", route.namespace,
-            "--service-discovery-port", str(SERVE_PORT),
+    """A model's router: regular mode, the model's policy, its replicas discovered by label in its namespace; or, for
+    a model that scales to zero, one static worker, the KEDA interceptor under the model's host, whose probe route
+    answers the router's health checks without waking it (components/scale_to_zero.py)."""
+    if model.scales_to_zero:
+        workers = ["--worker-urls", scale_to_zero.worker_url(model)]
+    else:
+        selector = [f"{k}={v}" for k, v in sorted(replica_selector(model).items())]
+        workers = ["--service-discovery", "--selector", *selector, "--service-discovery-namespace", route.namespace,
+                   "--service-discovery-port", str(SERVE_PORT)]
+    return ["--host", "0.0.0.0", "--port", str(ROUTER_PORT), "--policy", route.policy, *workers,
             "--prometheus-host", "0.0.0.0", "--prometheus-port", str(METRICS_PORT),
             "--request-timeout-secs", "1800", "--log-level", "info"]
 
@@ -166,10 +173,8 @@ def model_router_deployment(route: Route, model: ModelPlan) -> dict[str, Any]:
     # Liveness on /health (the process answers), readiness on /readiness (a healthy replica exists).
     container["livenessProbe"] = {"httpGet": {"path": "/health", "port": "router"}, "periodSeconds": 10,
                                   "failureThreshold": 6}
+    # A model that scales to zero: its router is ready with no replica (the interceptor's probe route answers).
     metadata: dict[str, Any] = {"name": route.router, "namespace": NAMESPACE, "labels": labels}
-    if model.spec.replicas.min == 0:
-        # scaled to zero, the model has no replica and its router is never ready: `pulumi up` must not wait for it
-        metadata["annotations"] = {"pulumi.com/skipAwait": "true"}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": metadata,
@@ -280,9 +285,10 @@ def endpoint_objects(plan: RouterPlan) -> list[dict[str, Any]]:
 def route_objects(route: Route, model: ModelPlan) -> list[dict[str, Any]]:
     """A model's router: its ServiceAccount, the Role that lets it read pods in the model's namespace, the
     Deployment (last: it starts watching at once)."""
+    rbac = [] if model.scales_to_zero else discovery_rbac(route.router, route.namespace, f"{NAMESPACE}-discovery")
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": route.router, "namespace": NAMESPACE}},
-        *discovery_rbac(route.router, route.namespace, f"{NAMESPACE}-discovery"),
+        *rbac,  # a static worker (scale to zero) reads no pods
         model_router_deployment(route, model),
     ]
 

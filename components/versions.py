@@ -59,6 +59,10 @@ OPENAI_CLIENT_VERSION = "3.54.0"
 KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3")
 KEDA = Chart("keda", "https://kedacore.github.io/charts", "2.20.2")
 DCGM_EXPORTER = Chart("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2")
+# Scale to zero (issue 18, components/scale_to_zero.py): the KEDA HTTP add-on's chart as published in kedacore/charts'
+# docs/keda-add-ons-http-0.15.0.tgz (release commit c4b92e9e, 2026-06-15; ../shared/charts/README.md), app and CRDs
+# v0.15.0 (ghcr.io/kedacore/http-add-on-{operator,interceptor,scaler}:0.15.0, the chart's appVersion).
+KEDA_HTTP_ADD_ON = Chart("keda-add-ons-http", "https://kedacore.github.io/charts", "0.15.0")
 
 # The stack's one OpenAI endpoint (issue 19, components/router.py): vllm-router, the Rust router vLLM publishes on
 # PyPI (pypi.org/project/vllm-router 0.1.17, 2026-11-04), installed at start on a pinned Python image as the Gradio app

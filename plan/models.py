@@ -61,6 +61,12 @@ class ModelPlan:
         return self.scaling is not None
 
     @property
+    def scales_to_zero(self) -> bool:
+        """replicas.min 0 on vLLM: the KEDA HTTP add-on holds requests and wakes it (components/scale_to_zero.py).
+        Ray Serve on Neuron scales its own replicas (min_replicas 0) behind its proxy on the head."""
+        return self.spec.replicas.min == 0 and self.server == "vllm"
+
+    @property
     def name(self) -> str:
         return self.spec.name
 
@@ -102,10 +108,13 @@ CACHE_AWARE_SERVER_FLAGS = ("--enable-scale-out",)
 def routing_policy(model: Model, server: str) -> str:
     """The stack key `routing`, else cache_aware where a vLLM model may run more than one replica (multi-turn chats
     and shared system prompts go back to the replica whose prefix cache holds them), else round_robin: one replica
-    leaves nothing to choose, and Ray Serve's own proxy picks the replica (the router only chooses a Serve proxy)."""
+    leaves nothing to choose, and Ray Serve's own proxy picks the replica (the router only chooses a Serve proxy). A
+    vLLM model that scales to zero is reached through one URL, the KEDA interceptor's (components/scale_to_zero.py),
+    which spreads over its replicas itself: round_robin there too."""
     if model.routing:
         return model.routing
-    return "cache_aware" if server == "vllm" and model.replicas.max > 1 else "round_robin"
+    return ("cache_aware" if server == "vllm" and model.replicas.max > 1 and model.replicas.min > 0
+            else "round_robin")
 
 
 def _derived(model: Model, planned: DeploymentPlan, cache_enabled: bool = False) -> ModelPlan:
@@ -280,6 +289,10 @@ def plan_model(model: Model, i: int, zones: int = 1, vllm_version: str | None = 
         raise ConfigError(f"{_key(i, 'routing')}: cache_aware reads the prompt's tokens from the replica's "
                           "/v1/chat/completions/render, which the Ray Serve app on Neuron does not serve; use "
                           "round_robin, power_of_two, consistent_hash or random")
+    if planned.scales_to_zero and model.routing == "cache_aware":
+        raise ConfigError(f"{_key(i, 'routing')}: cache_aware needs replicas.min >= 1; a model that scales to zero is "
+                          "reached through one URL, the KEDA HTTP add-on's interceptor, so its router has no replica "
+                          "to choose; remove routing or use round_robin")
     return planned
 
 

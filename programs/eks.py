@@ -78,16 +78,17 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     models=list(stack_plan.models), provider=cluster.provider,
     depends_on=[cluster.system_nodes, cluster.storage_class, cluster.coredns],  # its PVC needs the class
 ))
+wake: list[pulumi.Resource] = []  # scale to zero: what a sleeping model's router needs to be ready
 if needed(list(stack_plan.models)):
-    Autoscaling("autoscaling", AutoscalingArgs(
+    wake = Autoscaling("autoscaling", AutoscalingArgs(
         models=list(stack_plan.models), provider=cluster.provider, prometheus_url=prometheus_url(),
         servers=servers, depends_on=[cluster.system_nodes, monitoring.release],
-    ))
+    )).wake
 
 # One OpenAI endpoint for every model: a router per model picks the replica (plan/routing.py, components/router.py).
 router = Router("router", RouterArgs(
     plan=stack_plan.router, models=list(stack_plan.models), provider=cluster.provider, servers=servers,
-    monitoring=monitoring.release, depends_on=[cluster.system_nodes],
+    monitoring=monitoring.release, depends_on=[cluster.system_nodes, *wake],
 ))
 
 # Open WebUI's PVC needs the class

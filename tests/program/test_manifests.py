@@ -17,6 +17,7 @@ CHART_VALUES = {
     "open-webui": "open-webui-16.0.0.values.yaml",
     "kube-prometheus-stack": "kube-prometheus-stack-88.5.3.values.yaml",
     "keda": "keda-2.20.2.values.yaml",
+    "keda-add-ons-http": "keda-add-ons-http-0.15.0.values.yaml",
     # ../shared/charts has no dcgm-exporter values.yaml yet: test_operate.py checks these values against the
     # upstream file where a copy exists; here the chart is only required to be pinned.
     "dcgm-exporter": None,

@@ -85,12 +85,16 @@ def test_every_model_has_a_router_that_discovers_its_pods_with_its_policy(config
     for p, spec in zip(plans, config.models):
         args = parsed[f"route-{p.name}"]
         assert args["policy"] == (spec.routing or ("cache_aware" if p.server == "vllm" and spec.replicas.max > 1
-                                                   else "round_robin"))
-        assert not args["enable_igw"] and args["service_discovery"] and args["worker_urls"] == []
-        assert args["service_discovery_namespace"] == p.namespace
-        assert args["service_discovery_port"] == 8000  # vLLM's and Ray Serve's HTTP port
-        pod_labels = _served_pod_labels(manifests, p)
-        assert args["selector"] and args["selector"].items() <= pod_labels.items(), (p.name, args["selector"])
+                                                   and spec.replicas.min > 0 else "round_robin"))
+        assert not args["enable_igw"]
+        if p.scales_to_zero:  # one static worker, the KEDA interceptor (tests/program/test_scale_to_zero.py)
+            assert not args["service_discovery"] and len(args["worker_urls"]) == 1
+        else:
+            assert args["service_discovery"] and args["worker_urls"] == []
+            assert args["service_discovery_namespace"] == p.namespace
+            assert args["service_discovery_port"] == 8000  # vLLM's and Ray Serve's HTTP port
+            pod_labels = _served_pod_labels(manifests, p)
+            assert args["selector"] and args["selector"].items() <= pod_labels.items(), (p.name, args["selector"])
         assert args["host"] == "0.0.0.0" and args["prometheus_host"] == "0.0.0.0"
         container = deployments[f"route-{p.name}"]["spec"]["template"]["spec"]["containers"][0]
         assert {"containerPort": args["port"], "name": "router"} in container["ports"]
@@ -135,9 +139,12 @@ def test_discovery_reads_pods_in_one_namespace_each_and_nothing_else(plans, mani
     for d in routers:
         account = d["spec"]["template"]["spec"]["serviceAccountName"]
         argv = _router_argv(d)
-        watched = argv[argv.index("--service-discovery-namespace") + 1]
         mine = [b for b in bindings if b["subjects"] == [{"kind": "ServiceAccount", "name": account,
                                                           "namespace": ROUTER_NAMESPACE}]]
+        if "--service-discovery" not in argv:  # a static worker (scale to zero) is given no Role at all
+            assert "--worker-urls" in argv and mine == []
+            continue
+        watched = argv[argv.index("--service-discovery-namespace") + 1]
         assert [b["metadata"]["namespace"] for b in mine] == [watched]
         role = next(m for m in _objects(manifests, "Role", watched)
                     if m["metadata"]["name"] == mine[0]["roleRef"]["name"])
