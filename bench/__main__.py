@@ -37,13 +37,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from components import scale_to_zero
 from plan.models import ModelPlan
 
 from . import job as jobs
 from .results import Results, ResultsError, collect, stage_reports
 from .runner import REPO, RunError, plot, run_job, run_local, served_models
-from .workload import (CHAT_OUTPUT_TOKENS, INFERENCE_PERF_IMAGE, INFERENCE_PERF_VERSION, SEED_INPUT_TOKENS, SEED_OUTPUT_TOKENS,
-                       WARMUP_REQUESTS, TokenDistribution, Workload, inference_perf_config, sweep)
+from .workload import (CHAT_OUTPUT_TOKENS, INFERENCE_PERF_IMAGE, INFERENCE_PERF_VERSION, REQUEST_TIMEOUT_S,
+                       SEED_INPUT_TOKENS, SEED_OUTPUT_TOKENS, WARMUP_REQUESTS, TokenDistribution, Workload,
+                       inference_perf_config, sweep)
 
 BUILD = REPO / "build"
 # What differs for a SageMaker endpoint (README, "The same plan as a SageMaker endpoint").
@@ -151,7 +153,8 @@ def _stack_targets(args: argparse.Namespace) -> list[Target]:
         raise ValueError(f"--url: stack {args.stack} serves {len(models)} models; pick one with --model")
     targets = []
     for m in models:
-        url = args.url or m.endpoint
+        # a model that scales to zero has no Service endpoint while idle: the interceptor holds and wakes it
+        url = args.url or (scale_to_zero.openai_url(m) if m.scales_to_zero else m.endpoint)
         out = (args.out / m.name if len(models) > 1 else args.out) if args.out else BUILD / args.stack / "bench" / m.name
         prediction = planned(m)
         targets.append(Target(
@@ -298,8 +301,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                               "another model[/yellow]")
         in_cluster = not args.url
         report_dir = "/tmp/reports" if in_cluster else "reports"
+        timeout = target.model_plan.client_timeout_s(REQUEST_TIMEOUT_S) if target.model_plan else REQUEST_TIMEOUT_S
         config = inference_perf_config(workload, url=target.url, model_name=target.model_name,
-                                       tokenizer=target.tokenizer, report_dir=report_dir)
+                                       tokenizer=target.tokenizer, report_dir=report_dir, request_timeout_s=timeout)
         if args.from_logs:
             lines = args.from_logs.read_text(encoding="utf-8").splitlines()
         elif args.url:

@@ -134,12 +134,19 @@ def data_config(workload: Workload) -> dict[str, Any]:
             "output_distribution": workload.output_tokens.config()}
 
 
+# inference-perf 0.7.0's per-request timeout when none is set: aiohttp's default ClientTimeout, total=300 s
+# (client/modelserver/openai_client.py passes aiohttp.helpers.sentinel; aiohttp DEFAULT_TIMEOUT, client.py).
+REQUEST_TIMEOUT_S = 300
+
+
 def inference_perf_config(workload: Workload, *, url: str, model_name: str | None = None,
-                          tokenizer: str | None = None, report_dir: str = "reports") -> dict[str, Any]:
+                          tokenizer: str | None = None, report_dir: str = "reports",
+                          request_timeout_s: int = REQUEST_TIMEOUT_S) -> dict[str, Any]:
     """inference-perf 0.7.0's config (inference_perf/config/config.py), one stage per concurrency level.
 
     `model_name` None: inference-perf asks the server's /v1/models. `tokenizer` None: the served model name, which
-    for vLLM is the Hugging Face id (downloaded with HF_TOKEN) or the local checkpoint path."""
+    for vLLM is the Hugging Face id (downloaded with HF_TOKEN) or the local checkpoint path. `request_timeout_s`: one
+    request, whole (the plan adds the wake-up of a model that scales to zero: the warm-up request waits it out)."""
     server: dict[str, Any] = {"type": "vllm", "base_url": base_url(url), "ignore_eos": True}
     if model_name:
         server["model_name"] = model_name
@@ -152,6 +159,7 @@ def inference_perf_config(workload: Workload, *, url: str, model_name: str | Non
             "stages": workload.stages(),
             "num_workers": 1,
             "worker_max_concurrency": max(workload.concurrency) + 1,
+            "request_timeout": request_timeout_s,
         },
         "server": server,
         "storage": {"local_storage": {"path": report_dir}},

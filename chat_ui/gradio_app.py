@@ -85,7 +85,7 @@ def make_respond(settings: Settings, client: OpenAI) -> Respond:
 def build_app(settings: Settings, client: OpenAI | None = None) -> gr.Blocks:
     """The chat page; `client` is injectable so tests can point it anywhere."""
     client = client or OpenAI(base_url=settings.base_url, api_key=settings.api_key,
-                              timeout=openai.Timeout(300.0, connect=10.0), max_retries=1)
+                              timeout=openai.Timeout(float(settings.timeout_s), connect=10.0), max_retries=1)
     return gr.ChatInterface(
         make_respond(settings, client),
         title=settings.title,

@@ -20,6 +20,7 @@ ENV_NAMES = {
     "max_tokens": "LLM_EKS_MAX_TOKENS",
     "system_prompt": "LLM_EKS_SYSTEM_PROMPT",
     "api_key": "LLM_EKS_API_KEY",
+    "timeout_s": "LLM_EKS_TIMEOUT_S",
     "server_name": "GRADIO_SERVER_NAME",
     "server_port": "GRADIO_SERVER_PORT",
 }
@@ -40,6 +41,8 @@ class Settings:
     max_tokens: int = 512
     system_prompt: str | None = None
     api_key: str = "EMPTY"
+    # Read timeout of one reply; the plan adds the wake-up of a model that scales to zero (plan/stack.py ChatTarget).
+    timeout_s: int = 300
     # Loopback unless told: a local run is not exposed to the network; the pod's manifest binds all interfaces.
     server_name: str = "127.0.0.1"
     server_port: int = 7860
@@ -79,6 +82,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         max_tokens=_int_env(env, names["max_tokens"], 512),
         system_prompt=env.get(names["system_prompt"], "").strip() or None,
         api_key=env.get(names["api_key"], "").strip() or "EMPTY",
+        timeout_s=_int_env(env, names["timeout_s"], 300),
         server_name=env.get(names["server_name"], "").strip() or "127.0.0.1",
         server_port=_int_env(env, names["server_port"], 7860, high=MAX_PORT),
     )

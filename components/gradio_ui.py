@@ -34,12 +34,13 @@ def app_files() -> dict[str, str]:
     return read_files(SOURCE, (".py",))
 
 
-def deployment_spec(base_url: str, model: str, title: str, files: dict[str, str]) -> dict[str, Any]:
+def deployment_spec(base_url: str, model: str, title: str, files: dict[str, str], timeout_s: int = 300) -> dict[str, Any]:
     install = (f"pip install --no-cache-dir --disable-pip-version-check gradio=={versions.GRADIO_VERSION} "
                f"openai=={versions.OPENAI_CLIENT_VERSION}")
     probe = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5}
     # All interfaces in the pod, so the Service reaches it (a local run binds loopback).
-    settings = Settings(base_url=base_url, model=model, title=title, server_name="0.0.0.0", server_port=PORT)
+    settings = Settings(base_url=base_url, model=model, title=title, server_name="0.0.0.0", server_port=PORT,
+                        timeout_s=timeout_s)
     return {
         "replicas": 1,
         "selector": {"matchLabels": LABELS},
@@ -83,7 +84,7 @@ class GradioChat(pulumi.ComponentResource):
                                      data=files, opts=in_ns)
         k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata={"name": "gradio-chat", "namespace": NAMESPACE, "labels": LABELS},
-            spec=deployment_spec(target.endpoint, target.model, f"{target.model} on llm-eks", files),
+            spec=deployment_spec(target.endpoint, target.model, f"{target.model} on llm-eks", files, target.timeout_s),
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, code, *depends_on]),
         )
         k8s.core.v1.Service(

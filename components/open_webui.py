@@ -18,8 +18,11 @@ from .scheduling import cpu_placement
 NAMESPACE = CHAT_UI_NAMESPACE
 
 
-def open_webui_values(endpoints: list[str]) -> dict:
+def open_webui_values(endpoints: list[str], timeout_s: int) -> dict:
+    """`timeout_s`: Open WebUI's timeout for a model's reply (AIOHTTP_CLIENT_TIMEOUT; unset, it waits forever), the
+    longest of its targets' (a model that scales to zero may first have to wake)."""
     return {
+        "extraEnvVars": [{"name": "AIOHTTP_CLIENT_TIMEOUT", "value": str(timeout_s)}],
         "image": {"tag": versions.OPEN_WEBUI_IMAGE_TAG},
         "ollama": {"enabled": False},
         "pipelines": {"enabled": False},
@@ -40,7 +43,8 @@ class OpenWebUI(pulumi.ComponentResource):
         self.release = helm.release(
             f"{name}-release", "open-webui", versions.OPEN_WEBUI, NAMESPACE,
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on),
-            values=open_webui_values(list(dict.fromkeys(t.endpoint for t in targets))), create_namespace=True,
+            values=open_webui_values(list(dict.fromkeys(t.endpoint for t in targets)),
+                                     max(t.timeout_s for t in targets)), create_namespace=True,
             timeout_seconds=helm.NEW_NODE_SECONDS,  # a CPU node from Karpenter, a gp3 volume, a large image
         )
         self.url = f"http://open-webui.{NAMESPACE}.svc.cluster.local"

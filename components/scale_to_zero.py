@@ -64,9 +64,14 @@ def worker_url(model: ModelPlan) -> str:
     return f"http://{wake_host(model)}:{PROXY_PORT}"
 
 
+def openai_url(model: ModelPlan) -> str:
+    """The model's OpenAI base URL through the interceptor (the benchmark's, which measures one model directly)."""
+    return f"{worker_url(model)}/v1"
+
+
 def wake_timeout_s(model: ModelPlan) -> int:
     """How long a request may wait for a replica: the plan's cold-start budget, from nothing to the first token."""
-    return model.cold_start.total_s
+    return model.wake_s
 
 
 def models_body(model: ModelPlan) -> str:

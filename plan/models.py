@@ -67,6 +67,17 @@ class ModelPlan:
         return self.spec.replicas.min == 0 and self.server == "vllm"
 
     @property
+    def wake_s(self) -> int:
+        """How long a request may wait for a replica before its reply starts: the cold-start budget (nothing to the
+        first token) where the model scales to zero, else 0. The interceptor, the chat UI and the benchmark wait this
+        long on top of their own timeouts."""
+        return self.cold_start.total_s if self.scales_to_zero else 0
+
+    def client_timeout_s(self, reply_s: int) -> int:
+        """A client's timeout for one request whose reply may take `reply_s` once a replica serves: plus the wake."""
+        return reply_s + self.wake_s
+
+    @property
     def name(self) -> str:
         return self.spec.name
 

@@ -19,12 +19,17 @@ from .routing import RouterPlan, plan_router
 CPU_DISK_GIB = 50  # the CPU pool's nodes: OS, the UI and Ray head images, no weights
 
 
+# How long the chat UI waits for one reply once a replica serves (the Gradio app's read timeout since it was written;
+# Open WebUI sets none by default, backend/open_webui/env.py AIOHTTP_CLIENT_TIMEOUT "" -> None).
+REPLY_TIMEOUT_S = 300
+
 @dataclass(frozen=True)
 class ChatTarget:
     """A model the chat UI offers: its OpenAI base URL (the stack's one endpoint) and the model id clients send."""
 
     endpoint: str
     model: str
+    timeout_s: int  # one reply's read timeout: REPLY_TIMEOUT_S, plus the wake-up where the model scales to zero
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ def _chat_targets(config: StackConfig, models: list[ModelPlan], router: RouterPl
         # The Gradio app talks to one model; serving only the first one of several would hide the others.
         raise ConfigError(f"{PROJECT}:chatUi.kind: gradio serves one model and this stack serves {len(models)} "
                           f"({', '.join(m.name for m in models)}); use open-webui, which lists them all")
-    return tuple(ChatTarget(router.openai_base_url, m.spec.model) for m in models)
+    return tuple(ChatTarget(router.openai_base_url, m.spec.model, m.client_timeout_s(REPLY_TIMEOUT_S)) for m in models)
 
 
 def plan_stack(config: StackConfig) -> StackPlan:

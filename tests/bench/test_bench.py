@@ -32,6 +32,15 @@ def stacks() -> list[str]:
     return available_stacks("eks")  # a SageMaker stack is refused with the reason (test_sagemaker.py)
 
 
+def recorded_plans(stack: str):
+    from config import load_stack_config
+    from plan.models import plan_models
+    from preview.harness import read_stack_config, stack_file
+
+    raw, secrets = read_stack_config(stack_file(stack))
+    return plan_models(load_stack_config(raw, set(secrets)))
+
+
 # --- workload and sweep --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("predicted, cap, levels", [
     (1, None, (1, 2)),
@@ -76,13 +85,14 @@ def test_the_config_is_valid_for_inference_perf_itself(bench_venv, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     code = ("import sys; from inference_perf.config import read_config; c = read_config(sys.argv[1]); "
             "print(c.load.type.value, [(s.concurrency_level, s.num_requests) for s in c.load.stages], "
-            "c.data.input_distribution.mean, c.data.output_distribution.std_dev, c.server.base_url)")
+            "c.data.input_distribution.mean, c.data.output_distribution.std_dev, c.server.base_url, "
+            "c.load.request_timeout)")
     proc = subprocess.run([str(bench_venv / "bin" / "python"), "-c", code, str(path)], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last == ("concurrent [(1, 2), (1, 8), (2, 16), (4, 32), (8, 64), (16, 128)] 512.0 20.0 "
-                    "http://m.m.svc.cluster.local:8000")
+                    "http://m.m.svc.cluster.local:8000 300.0")
 
 
 def test_the_pinned_generator_is_the_one_installed():
@@ -126,7 +136,12 @@ def test_every_stack_renders_a_valid_job(stack, tmp_path, capsys):
         assert pod["nodeSelector"] == {"karpenter.sh/nodepool": "cpu"}
         cfg = yaml.safe_load(cm["data"]["config.yaml"])
         assert cfg["server"]["base_url"] in (f"http://{ns}.{ns}.svc.cluster.local:8000",
-                                             f"http://{ns}-serve-svc.{ns}.svc.cluster.local:8000")
+                                             f"http://{ns}-serve-svc.{ns}.svc.cluster.local:8000",
+                                             f"http://{ns}-wake.{ns}.svc.cluster.local:8080")  # scale to zero
+        # one request's timeout: aiohttp's default total (300 s), plus the wake-up where the model scales to zero
+        wake = 0 if not cfg["server"]["base_url"].endswith(":8080") else \
+            next(p for p in recorded_plans(stack) if p.name == ns).cold_start.total_s
+        assert cfg["load"]["request_timeout"] == 300 + wake
         # vLLM's server and the Ray Serve app (serving/openai_api.py) both serve /v1/completions: seed 004's exact
         # token counts everywhere
         assert cfg["data"]["type"] == "synthetic" and cfg["api"]["type"] == "completion"

@@ -182,3 +182,13 @@ def test_cache_aware_at_zero_is_refused_naming_the_key():
     model = config.models[0].model_copy(update={"routing": "cache_aware"})
     with pytest.raises(ConfigError, match=r"^llm-eks:models\[0\]\.routing: cache_aware needs replicas\.min >= 1"):
         plan_models(config.model_copy(update={"models": [model]}))
+
+
+def test_the_chat_ui_waits_out_the_wake_up():
+    """Open WebUI's reply timeout (AIOHTTP_CLIENT_TIMEOUT, read by open-webui backend/open_webui/env.py as whole
+    seconds; unset means no limit): the 300 s a reply may take, plus the cold-start budget where the model sleeps."""
+    for stack in ("qwen-g6", STACK):
+        _, (model,), run = recorded(stack)
+        values = next(r for r in render.helm_releases(run) if r["chart"] == "open-webui")["values"]
+        env = {e["name"]: e["value"] for e in values["extraEnvVars"]}
+        assert int(env["AIOHTTP_CLIENT_TIMEOUT"]) == 300 + (model.cold_start.total_s if stack == STACK else 0)
