@@ -82,8 +82,8 @@ def _install_and_run(args: list[str]) -> list[str]:
 
 
 def model_router_args(route: Route, model: ModelPlan) -> list[str]:
-    """A model's router: regular mode, the model's policy, its replicas discovered by label in its namespace; or, for
-    a model that scales to zero, one static worker, the KEDA interceptor under the model's host, whose probe route
+    """A model's router: regular mode, the model's policy (cache_aware's load bound from the plan, plan/routing.py), its
+    replicas discovered by label in its namespace; or, for a model that scales to zero, one static worker, the KEDA interceptor under the model's host, whose probe route
     answers the router's health checks without waking it (components/scale_to_zero.py)."""
     if model.scales_to_zero:
         workers = ["--worker-urls", scale_to_zero.worker_url(model)]
@@ -91,7 +91,7 @@ def model_router_args(route: Route, model: ModelPlan) -> list[str]:
         selector = [f"{k}={v}" for k, v in sorted(replica_selector(model).items())]
         workers = ["--service-discovery", "--selector", *selector, "--service-discovery-namespace", route.namespace,
                    "--service-discovery-port", str(SERVE_PORT)]
-    return ["--host", "0.0.0.0", "--port", str(ROUTER_PORT), "--policy", route.policy, *workers,
+    return ["--host", "0.0.0.0", "--port", str(ROUTER_PORT), *route.policy_args, *workers,
             "--prometheus-host", "0.0.0.0", "--prometheus-port", str(METRICS_PORT),
             "--request-timeout-secs", "1800", "--log-level", "info"]
 

@@ -2,8 +2,10 @@
 
 Three replicas of the real vLLM CPU engine (.engines/vllm-<version>, prefix caching on) serve a tiny random-weight
 Llama written offline by tools/tiny_model.py; the deployed router (vllm-router from PyPI, .engines/router: the wheel
-components/router.py installs, in the same regular mode with `--policy`) sits in front. The same prefix-heavy
-workload runs once per policy: multi-turn chats that share a long system prompt, each turn resending the whole
+components/router.py installs, in the same regular mode, with the policy flags plan/routing.py gives a model's router:
+cache_aware's load bound from the A/B's own concurrency per replica, ceil(parallel chats / replicas), as the plan
+derives it from sizing's) sits in front. The same prefix-heavy workload runs once per policy: multi-turn chats that
+share long system prompts (--system-prompts of them, the chats spread over them), each turn resending the whole
 conversation, a few chats at a time. Every engine first serves a chat of the same shape straight (the CPU build's
 first requests at new lengths are slow, which must not fall on the policy that runs first); between policies every
 engine's prefix cache is reset (vLLM's /reset_prefix_cache, VLLM_SERVER_DEV_MODE=1) and a fresh router starts, so
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import re
@@ -121,16 +124,31 @@ def per_worker(metrics_text: str, name: str) -> dict[str, float]:
     return out
 
 
-def conversations(n: int, turns: int, system_words: int, seed: int) -> tuple[str, list[list[str]]]:
-    """A shared system prompt and n chats of `turns` user messages (deterministic for a seed)."""
+def conversations(n: int, turns: int, system_words: int, seed: int,
+                  prompts: int = 1) -> tuple[list[str], list[list[str]]]:
+    """`prompts` system prompts and n chats of `turns` user messages, chat c under prompt c % prompts
+    (deterministic for a seed)."""
     rng = random.Random(seed)
-    system = "You are a helpful assistant. " + " ".join(rng.choice(WORDS) for _ in range(system_words))
+    systems = [f"You are helpful assistant number {k}. " + " ".join(rng.choice(WORDS) for _ in range(system_words))
+               for k in range(prompts)]
     chats = [[f"Chat {c} turn {t}: " + " ".join(rng.choice(WORDS) for _ in range(12)) for t in range(turns)]
              for c in range(n)]
-    return system, chats
+    return systems, chats
 
 
-async def run_workload(base_url: str, system: str, chats: list[list[str]], parallel: int, max_tokens: int,
+def deployed_policy_args(policy: str, concurrency_per_replica: int) -> list[str]:
+    """The policy flags a model's router runs with (plan/routing.py), read in the project's virtualenv: the router's
+    virtualenv, which runs this tool, has not the plan's dependencies."""
+    code = ("import json, sys; from plan.routing import policy_args; "
+            "print(json.dumps(policy_args(sys.argv[1], int(sys.argv[2]))))")
+    out = subprocess.run([str(REPO / "venv" / "bin" / "python"), "-c", code, policy, str(concurrency_per_replica)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    if out.returncode:
+        raise SystemExit(f"plan/routing.py's policy_args failed (run `make venv`):\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+async def run_workload(base_url: str, systems: list[str], chats: list[list[str]], parallel: int, max_tokens: int,
                        deadline: float) -> list[dict]:
     """Every chat, turn by turn (each turn resends the conversation so far), `parallel` chats at a time."""
     import aiohttp
@@ -141,7 +159,7 @@ async def run_workload(base_url: str, system: str, chats: list[list[str]], paral
 
     async def chat(session, c: int, turns: list[str]) -> None:
         async with gate:
-            messages = [{"role": "system", "content": system}]
+            messages = [{"role": "system", "content": systems[c % len(systems)]}]
             for t, text in enumerate(turns):
                 if time.monotonic() > deadline:
                     return
@@ -178,42 +196,63 @@ def quantile(values: list[float], q: float) -> float:
 def warm_up(engines: list[str], args, seed: int) -> None:
     """Each engine serves a few chats of the workload's shape first, straight (not through a router): the first
     requests at new lengths are slow on the CPU build, and that must not land on whichever policy runs first."""
-    system, chats = conversations(args.replicas, args.turns, args.system_words, seed)
+    systems, chats = conversations(args.replicas, args.turns, args.system_words, seed)
     for url in engines:
-        asyncio.run(run_workload(url, system, chats[:1], 1, args.max_tokens, time.monotonic() + 300))
+        asyncio.run(run_workload(url, systems, chats[:1], 1, args.max_tokens, time.monotonic() + 300))
 
 
-def measure_policy(policy: str, engines: list[str], args, system: str, chats: list[list[str]], out: Path) -> dict:
+def measure_policy(policy: str, engines: list[str], args, systems: list[str], chats: list[list[str]],
+                   out: Path) -> dict:
     for url in engines:  # both policies start cold
         post(f"{url}/reset_prefix_cache")
     before = [get(f"{url}/metrics") for url in engines]
     port, metrics_port = free_port(), free_port()
     command = [str(ROUTER_VENV / "bin" / "vllm-router"), "--host", "127.0.0.1", "--port", str(port),
-               "--policy", policy, "--worker-urls", *engines, "--prometheus-host", "127.0.0.1",
+               *deployed_policy_args(policy, concurrency_per_replica(args)), "--worker-urls", *engines, "--prometheus-host", "127.0.0.1",
                "--prometheus-port", str(metrics_port), "--log-level", "warning"]
     log = out / f"router-{policy}.log"
     with process(command, log) as proc:
         wait_ready(f"http://127.0.0.1:{port}/readiness", proc, log, 120)
         started = time.monotonic()
-        results = asyncio.run(run_workload(f"http://127.0.0.1:{port}", system, chats, args.parallel,
-                                           args.max_tokens, started + args.deadline_s / len(POLICIES)))
+        results = asyncio.run(run_workload(f"http://127.0.0.1:{port}", systems, chats, args.parallel,
+                                           args.max_tokens,
+                                           started + args.deadline_s / len(POLICIES) / args.rounds))
         seconds = time.monotonic() - started
         router_metrics = get(f"http://127.0.0.1:{metrics_port}/metrics")
     (out / f"router-metrics-{policy}.txt").write_text(router_metrics)
     after = [get(f"{url}/metrics") for url in engines]
     hits = sum(counter(a, HIT_METRIC) - counter(b, HIT_METRIC) for a, b in zip(after, before))
     queries = sum(counter(a, QUERY_METRIC) - counter(b, QUERY_METRIC) for a, b in zip(after, before))
+    return summary([{"hits": hits, "queries": queries, "seconds": seconds, "results": results,
+                     "requests_per_replica": per_worker(router_metrics, "vllm_router_processed_requests_total"),
+                     "router_command": command[1:]}])
+
+
+def summary(measured: list[dict]) -> dict:
+    """One policy's numbers over one or more rounds: hits over queries summed, TTFT quantiles over every request."""
+    hits, queries = sum(m["hits"] for m in measured), sum(m["queries"] for m in measured)
+    results = [r for m in measured for r in m["results"]]
     ttfts = [r["ttft_s"] * 1000 for r in results if r["ttft_s"] is not None]
     later = [r["ttft_s"] * 1000 for r in results if r["ttft_s"] is not None and r["turn"] > 0]
+    per_replica: dict[str, float] = {}
+    for m in measured:
+        for worker, n in m["requests_per_replica"].items():
+            per_replica[worker] = per_replica.get(worker, 0.0) + n
     return {
         "prefix_cache_hit_rate": hits / queries if queries else 0.0,
         "prefix_cache_hits": hits, "prefix_cache_queries": queries,
         "ttft_p50_ms": quantile(ttfts, 0.5), "ttft_p90_ms": quantile(ttfts, 0.9),
         "ttft_p50_ms_after_first_turn": quantile(later, 0.5) if later else None,
-        "requests": len(results), "seconds": round(seconds, 1),
-        "requests_per_replica": per_worker(router_metrics, "vllm_router_processed_requests_total"),
-        "router_command": command[1:],
+        "requests": len(results), "seconds": round(sum(m["seconds"] for m in measured), 1),
+        "requests_per_replica": per_replica,
+        "router_command": measured[0]["router_command"],
+        "_measured": measured,
     }
+
+
+def concurrency_per_replica(args) -> int:
+    """The A/B's load per replica as sizing defines a plan's: its requests at once over its replicas, rounded up."""
+    return math.ceil(args.parallel / args.replicas)
 
 
 def plot(results: dict, path: Path) -> None:
@@ -240,7 +279,8 @@ def plot(results: dict, path: Path) -> None:
     right.legend()
     s = results["setup"]
     fig.suptitle(f"vllm-router {s['router_version']}, {s['replicas']} x vLLM {s['vllm_version']} (CPU), "
-                 f"{s['chats']} chats x {s['turns']} turns, shared system prompt", fontsize=9)
+                 f"{s['chats']} chats x {s['turns']} turns, {s['parallel']} at once, "
+                 f"{s['system_prompts']} shared system prompt(s)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -262,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--chats", type=int, default=12)
     parser.add_argument("--turns", type=int, default=4)
-    parser.add_argument("--system-words", type=int, default=300, help="length of the shared system prompt")
+    parser.add_argument("--system-words", type=int, default=300, help="length of each shared system prompt")
+    parser.add_argument("--system-prompts", type=int, default=1, help="distinct system prompts the chats share")
     parser.add_argument("--parallel", type=int, default=3, help="chats in flight at once")
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--max-model-len", type=int, default=2048)
@@ -270,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     # 4 layers of width 512, about 13 M parameters (tools/tiny_model.py's own default, 64 x 2, prefills in ~1 ms).
     parser.add_argument("--hidden-size", type=int, default=512)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=1, help="measure both policies this many times, same engines")
     parser.add_argument("--deadline-s", type=float, default=600, help="both policies' workload time, in all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "build" / "ab-routing")
@@ -288,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "OMP_NUM_THREADS": "1",
            "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
-    system, chats = conversations(args.chats, args.turns, args.system_words, args.seed)
+    systems, chats = conversations(args.chats, args.turns, args.system_words, args.seed, args.system_prompts)
     with ExitStack() as stack:
         engines = []
         for i in range(args.replicas):  # one at a time: engine startup is the memory and CPU peak
@@ -303,20 +345,34 @@ def main(argv: list[str] | None = None) -> int:
             engines.append(f"http://127.0.0.1:{port}")
         version = json.loads(get(f"{engines[0]}/version"))["version"]
         warm_up(engines, args, args.seed + 1)  # other words than the measured chats; caches are reset after
-        policies = {p: measure_policy(p, engines, args, system, chats, out) for p in POLICIES}
+        rounds = []
+        for r in range(args.rounds):  # the order alternates, so that neither policy always runs first
+            order = POLICIES if r % 2 == 0 else POLICIES[::-1]
+            measured = {p: measure_policy(p, engines, args, systems, chats, out) for p in order}
+            rounds.append({p: measured[p] for p in POLICIES})
+    policies = {p: summary([m for rnd in rounds for m in rnd[p].pop("_measured")]) for p in POLICIES}
+    for p in POLICIES:
+        policies[p].pop("_measured")
     router_version = subprocess.run([str(ROUTER_VENV / "bin" / "python"), "-c",
                                      "import importlib.metadata as m; print(m.version('vllm-router'))"],
                                     capture_output=True, text=True, check=True).stdout.strip()
     results = {
-        "policies": policies,
-        "setup": {"vllm_version": version, "router_version": router_version, "replicas": args.replicas,
+        "policies": policies,  # every round's requests together
+        "rounds": [{p: {k: v for k, v in rnd[p].items() if k != "router_command"} for p in POLICIES}
+                   for rnd in rounds],
+        "setup": {"rounds": args.rounds, "vllm_version": version, "router_version": router_version, "replicas": args.replicas,
                   "chats": args.chats, "turns": args.turns, "parallel": args.parallel,
-                  "system_prompt_words": args.system_words, "max_tokens": args.max_tokens,
+                  "system_prompts": args.system_prompts, "system_prompt_words": args.system_words,
+                  "concurrency_per_replica": concurrency_per_replica(args), "max_tokens": args.max_tokens,
                   "max_model_len": args.max_model_len, "kv_cache_space_gib": 1, "seed": args.seed,
                   "model": f"tools/tiny_model.py ({args.layers} layers, hidden {args.hidden_size}, random weights)"},
     }
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     plot(results, out / "ab-routing.png")
+    for i, rnd in enumerate(rounds if args.rounds > 1 else []):
+        for name, r in rnd.items():
+            print(f"round {i + 1} {name:12s} hit rate {r['prefix_cache_hit_rate']:.1%}  "
+                  f"TTFT p50 {r['ttft_p50_ms']:.0f} ms  p90 {r['ttft_p90_ms']:.0f} ms  ({r['seconds']} s)")
     for name, r in policies.items():
         print(f"{name:12s} hit rate {r['prefix_cache_hit_rate']:.1%}  TTFT p50 {r['ttft_p50_ms']:.0f} ms  "
               f"p90 {r['ttft_p90_ms']:.0f} ms  ({r['requests']} requests, {r['seconds']} s)")

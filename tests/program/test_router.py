@@ -35,7 +35,7 @@ PARSE = ("import json, sys; from vllm_router.launch_router import parse_router_a
          "    a = parse_router_args(argv)\n"
          "    out.append({k: getattr(a, k) for k in ('policy', 'enable_igw', 'service_discovery', 'selector', "
          "'service_discovery_namespace', 'service_discovery_port', 'host', 'port', 'prometheus_port', "
-         "'prometheus_host', 'worker_urls')})\n"
+         "'prometheus_host', 'worker_urls', 'balance_abs_threshold', 'balance_rel_threshold', 'cache_threshold')})\n"
          "json.dump(out, sys.stdout)")
 
 
@@ -100,6 +100,8 @@ def test_every_model_has_a_router_that_discovers_its_pods_with_its_policy(config
         assert {"containerPort": args["port"], "name": "router"} in container["ports"]
         assert {"containerPort": args["prometheus_port"], "name": "metrics"} in container["ports"]
         assert container["readinessProbe"]["httpGet"]["path"] == "/readiness"  # ready only with a healthy replica
+        if args["policy"] == "cache_aware":  # rebalances once the prefix tree would load a replica past its plan
+            assert args["balance_abs_threshold"] == p.plan.concurrency_per_replica - 1, p.name
         if p.server == "vllm":  # cache_aware reads prompt tokens from /v1/chat/completions/render (--enable-scale-out)
             server = next(m for m in _objects(manifests, "Deployment", p.namespace) if m["metadata"]["name"] == p.name)
             server_args = server["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -183,6 +185,15 @@ def test_two_models_g6_serves_both_behind_one_endpoint_and_keda_still_scales_qwe
     assert llama.routing_policy == "round_robin"
     # cache_aware reads prompt tokens from vLLM's /v1/chat/completions/render: only served with --enable-scale-out
     assert "--enable-scale-out" in qwen.server_args and "--enable-scale-out" not in llama.server_args
+    # The stack file: qwen's 4 requests at once fit one replica (concurrency_per_replica 4), so its router follows the
+    # prefix tree until the replica holding a prompt runs 3 more requests than the idlest, then picks the idlest;
+    # the router's own default (parsed without the flags) would wait for 64 more.
+    router = next(m for m in render.manifests(run) if m["kind"] == "Deployment"
+                  and m["metadata"]["name"] == f"route-{qwen.name}")
+    deployed, default = _parsed([_router_argv(router), ["--policy", "cache_aware"]])
+    assert (deployed["balance_abs_threshold"], deployed["balance_rel_threshold"]) == (3, 1.5)
+    assert (default["balance_abs_threshold"], default["balance_rel_threshold"]) == (64, 1.5)
+    assert deployed["cache_threshold"] == default["cache_threshold"] == 0.3
     manifests = render.manifests(run)
     scaled = [m for m in manifests if m["kind"] == "ScaledObject"]
     # KEDA reads the vLLM pods' own metrics in the model's namespace: the router changes which pod gets a request,
