@@ -83,8 +83,9 @@ def _install_and_run(args: list[str]) -> list[str]:
 
 def model_router_args(route: Route, model: ModelPlan) -> list[str]:
     """A model's router: regular mode, the model's policy (cache_aware's load bound from the plan, plan/routing.py), its
-    replicas discovered by label in its namespace; or, for a model that scales to zero, one static worker, the KEDA interceptor under the model's host, whose probe route
-    answers the router's health checks without waking it (components/scale_to_zero.py)."""
+    replicas discovered by label in its namespace; or, for a model that scales to zero, one static worker, the KEDA
+    interceptor under the model's host, whose probe route answers the router's health checks without waking it
+    (components/scale_to_zero.py)."""
     if model.scales_to_zero:
         workers = ["--worker-urls", scale_to_zero.worker_url(model)]
     else:
