@@ -138,8 +138,9 @@ class Karpenter(pulumi.ComponentResource):
             kind: k8s.apiextensions.CustomResource(
                 f"{name}-class-{kind}", api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
                 metadata={"name": kind},
-                spec=self.node_role.name.apply(lambda role, disk=disk: node_pools.node_class_spec(
-                    cluster_name=cluster, node_role=role, disk_gib=disk, tags=tags)),
+                spec=self.node_role.name.apply(lambda role, disk=disk, kind=kind: node_pools.node_class_spec(
+                    cluster_name=cluster, node_role=role, disk_gib=disk, tags=tags,
+                    fast_image_pull=kind != CPU_POOL)),
                 opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[self.release, args.coredns]),
             )
             for kind, disk in args.stack.node_class_disks.items()

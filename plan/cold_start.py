@@ -31,6 +31,7 @@ class ColdStart:
     node_launch_s: int
     image_pull_s: int
     image_cached: bool  # the image already on the node (nothing does that yet: every new node pulls)
+    image_pull_mode: str  # "parallel" (SOCI parallel pull, nodeadm FastImagePull) | "sequential" (containerd's)
     weight_source: str  # "s3" (the weights cache, Run:ai streamer) | "hub"
     weight_load_s: dict[str, int]  # by source: what the other source would take, for comparison
     engine_start_s: int  # vLLM: profiling, torch.compile, CUDA graphs; Neuron: the compile
@@ -46,10 +47,21 @@ def _seconds(gib: float, gb_per_s: float) -> int:
     return math.ceil(gib * GIB / GB / gb_per_s)
 
 
-def cold_start(vendor: str, server: str, checkpoint_gib: float, tensor_parallel: int, weight_source: str) -> ColdStart:
+def parallel_pull(vcpu: int, memory_gib: float) -> bool:
+    """Whether nodeadm turns on the parallel pull on this instance type (it ignores the feature gate on small ones)."""
+    p = rates()["parallel_pull"]
+    return vcpu >= p["min_vcpu"] and memory_gib >= p["min_memory_gib"]
+
+
+def cold_start(vendor: str, server: str, checkpoint_gib: float, tensor_parallel: int, weight_source: str,
+               vcpu: int, memory_gib: float) -> ColdStart:
+    """The budget on an accelerator node of `vcpu` and `memory_gib` (whose node class asks for the parallel pull)."""
     r = rates()
     image = "neuron" if vendor == "neuron" else "vllm"
-    image_pull = math.ceil(r["image_gb"][image]["value"] / r["image_pull_gb_per_s"]["value"])
+    sequential = r["image_gb"][image]["value"] / r["image_pull_gb_per_s"]["value"]
+    parallel = parallel_pull(vcpu, memory_gib)
+    saved = r["parallel_pull"]["time_saved"]["value"] if parallel else 0.0
+    image_pull = math.ceil(sequential * (1 - saved))
     sources = ("s3", "hub") if server == "vllm" else ("hub",)  # the cache serves vLLM's own server (plan/weights.py)
     load = {s: _seconds(checkpoint_gib, r["weight_load_gb_per_s"][s]["value"]) for s in sources}
     if vendor == "neuron":
@@ -58,6 +70,7 @@ def cold_start(vendor: str, server: str, checkpoint_gib: float, tensor_parallel:
         engine, compiled = r["engine_start_s"]["tp1" if tensor_parallel == 1 else "tp_multi"], None
     probe = math.ceil(r["startup_probe_margin"] * (load[weight_source] + engine))
     node = r["node_launch_s"]["value"]
-    return ColdStart(node_launch_s=node, image_pull_s=image_pull, image_cached=False, weight_source=weight_source,
+    return ColdStart(node_launch_s=node, image_pull_s=image_pull, image_cached=False,
+                     image_pull_mode="parallel" if parallel else "sequential", weight_source=weight_source,
                      weight_load_s=load, engine_start_s=engine, compile_cached=compiled, startup_probe_s=probe,
                      total_s=node + image_pull + load[weight_source] + engine)

@@ -12,6 +12,8 @@ from config.schema import StackConfig
 from sizing import catalog
 from sizing.planner import HOURS_PER_MONTH, fleet_nodes
 
+from .cold_start import rates
+
 if TYPE_CHECKING:
     from .models import ModelPlan
 
@@ -62,7 +64,11 @@ def monthly_cost(config: StackConfig, plans: "list[ModelPlan]", nat_gateways: in
         nodes = p.plan.nodes  # the planned fleet: the replicas that hold the stack's concurrency
         lines.append(CostLine(f"{p.name} nodes", f"{nodes} x {p.plan.instance_type} ({p.plan.replicas} replica(s), "
                               f"{p.plan.replicas_per_node} per node)", p.plan.fleet_hourly_usd))
-        lines.append(CostLine(f"{p.name} node disks", f"{nodes} x {p.plan.node_disk_gib} GiB gp3", nodes * p.plan.node_disk_gib * gp3))
+        # the accelerator node classes provision root-volume throughput for the parallel image pull
+        mib_s = rates()["parallel_pull"]["root_volume_throughput_mib_s"]["value"]
+        throughput = (mib_s - fees["gp3_included_throughput_mib_s"]) * fees["gp3_throughput_mib_s_month"] / HOURS_PER_MONTH
+        lines.append(CostLine(f"{p.name} node disks", f"{nodes} x {p.plan.node_disk_gib} GiB gp3, {mib_s} MiB/s",
+                              nodes * (p.plan.node_disk_gib * gp3 + throughput)))
         if p.spec.replicas.max > p.plan.replicas:
             top = fleet_nodes(p.spec.replicas.max, p.plan.replicas_per_node, p.plan.spread_zones) * p.plan.hourly_usd
             notes.append(f"{p.name} at {p.spec.replicas.max} replicas: ${top:.2f}/h for its nodes")

@@ -137,7 +137,8 @@ def _derived(model: Model, planned: DeploymentPlan, cache_enabled: bool = False)
     nodes = fleet_nodes(model.replicas.max + surge, planned.replicas_per_node, planned.spread_zones)
     limits = {DEVICE_RESOURCES[planned.vendor]: str(nodes * inst.count), "cpu": str(nodes * inst.vcpu),
               "memory": f"{nodes * inst.memory_gib}Gi"}
-    budget = cold_start(planned.vendor, server, planned.checkpoint_gib, planned.tensor_parallel_size, weights.source)
+    budget = cold_start(planned.vendor, server, planned.checkpoint_gib, planned.tensor_parallel_size, weights.source,
+                        inst.vcpu, inst.memory_gib)
     if server == "vllm":
         # --shutdown-timeout: on SIGTERM (scale-down, rollout, drain) finish in-flight requests instead of aborting
         routed = CACHE_AWARE_SERVER_FLAGS if routing_policy(model, server) == "cache_aware" else ()

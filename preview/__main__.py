@@ -68,7 +68,7 @@ def _print_plans(plans: list[ModelPlan]) -> None:
         load = ", ".join(f"{k} {v} s" for k, v in c.weight_load_s.items())
         engine = "Neuron compile" if p.plan.vendor == "neuron" else "engine start (profiling, torch.compile, CUDA graphs)"
         console.print(f"[bold]cold start[/] {c.total_s} s from nothing to the first token: node launch {c.node_launch_s} s, "
-                      f"image pull {c.image_pull_s} s, weight load {c.weight_load_s[c.weight_source]} s from "
+                      f"image pull {c.image_pull_s} s ({c.image_pull_mode}), weight load {c.weight_load_s[c.weight_source]} s from "
                       f"{'the S3 weights cache' if c.weight_source == 's3' else 'the Hub'} ({load}), {engine} "
                       f"{c.engine_start_s} s{' (uncached)' if c.compile_cached is False else ''}; startup probe "
                       f"allows {c.startup_probe_s} s", highlight=False)
