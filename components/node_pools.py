@@ -28,6 +28,7 @@ EXPIRE_AFTER = "720h"  # replace nodes monthly (AMI and kernel updates) ...
 # 16-21 minutes) while the PDB holds the next one, short enough that nothing blocks a node for good.
 TERMINATION_GRACE = "1h"
 CPU_POOL_LIMITS = {"cpu": "64", "memory": "256Gi"}
+EMPTY_NODE_AFTER = "10m"  # an accelerator node with no model pod left (scale-down, scale to zero) goes after this
 
 
 # nodeadm's NodeConfig, merged by Karpenter into the AL2023 user data it writes (a MIME part of type
@@ -111,7 +112,8 @@ def accelerator_pool_spec(model: ModelPlan) -> dict[str, Any]:
         },
         # Only empty nodes are consolidated: a node serving a model is never drained to save money. The budget
         # limits drift and consolidation to one node at a time (not expiry: the PDB serialises that).
-        "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m", "budgets": [{"nodes": "1"}]},
+        "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": EMPTY_NODE_AFTER,
+                       "budgets": [{"nodes": "1"}]},
         "limits": dict(model.node_limits),
         "weight": 10,
     }

@@ -72,6 +72,9 @@ def monthly_cost(config: StackConfig, plans: "list[ModelPlan]", nat_gateways: in
         if p.spec.replicas.max > p.plan.replicas:
             top = fleet_nodes(p.spec.replicas.max, p.plan.replicas_per_node, p.plan.spread_zones) * p.plan.hourly_usd
             notes.append(f"{p.name} at {p.spec.replicas.max} replicas: ${top:.2f}/h for its nodes")
+        if p.scales_to_zero:
+            notes.append(f"{p.name} scales to zero: its nodes and disks cost nothing while it sleeps (these lines are "
+                         "one replica, awake)")
     sys_nodes = config.system_nodes
     sys_type = sys_nodes.instance_types[0]
     price = fees["instances"].get(sys_type)

@@ -72,8 +72,17 @@ def _print_plans(plans: list[ModelPlan]) -> None:
                       f"{'the S3 weights cache' if c.weight_source == 's3' else 'the Hub'} ({load}), {engine} "
                       f"{c.engine_start_s} s{' (uncached)' if c.compile_cached is False else ''}; startup probe "
                       f"allows {c.startup_probe_s} s", highlight=False)
+        if p.scales_to_zero:
+            _print_scale_to_zero(p)
         if p.plan.rejected:
             console.print(_rejected_table(p))
+
+
+def _print_scale_to_zero(p: ModelPlan) -> None:
+    console.print(f"[bold]scale to zero[/] no replica while idle: the first request to {p.spec.model} waits up to "
+                  f"{p.wake_s} s (the cold start) in the KEDA HTTP add-on's interceptor, which wakes it "
+                  f"(InterceptorRoute and ScaledObject {p.name}, minReplicaCount 0); idle again, it goes back to 0 "
+                  "and Karpenter removes the empty node (README, \"Scale to zero\")", highlight=False)
 
 
 def _print_endpoints(endpoints: list[EndpointPlan]) -> None:
