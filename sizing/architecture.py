@@ -473,6 +473,20 @@ SIGLIP_DEFAULTS = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_la
                    "image_size": 224, "patch_size": 16}
 
 
+def _vit_layers(b: _Builder, h: int, inter: int, n: int, out_proj: str) -> None:
+    """n ViT encoder layers as vLLM shards them: biased q/k/v, the output projection and a biased two-layer MLP
+    (SigLIP and Llama 4's vision encoder alike; only the output projection's name differs)."""
+    R = Role.VISION
+    for name in ("q_proj", "k_proj", "v_proj"):
+        b.add(f"vision.{name}", h, h, n, Shard.COLUMN, R)
+        b.add(f"vision.{name}.bias", 1, h, n, Shard.COLUMN, R)
+    b.add(f"vision.{out_proj}", h, h, n, Shard.ROW, R)
+    b.add("vision.fc1", h, inter, n, Shard.COLUMN, R)
+    b.add("vision.fc1.bias", 1, inter, n, Shard.COLUMN, R)
+    b.add("vision.fc2", inter, h, n, Shard.ROW, R)
+    b.add("vision.biases", 1, h, 2 * n, Shard.REPLICATED, R)  # the output projection's and fc2's biases
+
+
 def _siglip_tower(b: _Builder, vision: dict) -> int:
     """A SigLIP vision encoder without its pooling head (vision_use_head false): conv patch embedding, learned
     positions, pre-norm layers with biased attention and MLP, a final LayerNorm. Returns its hidden size."""
@@ -483,14 +497,7 @@ def _siglip_tower(b: _Builder, vision: dict) -> int:
     b.add("vision.patch_embedding", channels * patch * patch, h, 1, Shard.REPLICATED, R)
     b.add("vision.patch_embedding.bias", 1, h, 1, Shard.REPLICATED, R)
     b.add("vision.position_embedding", h, (v["image_size"] // patch) ** 2, 1, Shard.REPLICATED, R)
-    for name in ("q_proj", "k_proj", "v_proj"):
-        b.add(f"vision.{name}", h, h, n, Shard.COLUMN, R)
-        b.add(f"vision.{name}.bias", 1, h, n, Shard.COLUMN, R)
-    b.add("vision.out_proj", h, h, n, Shard.ROW, R)
-    b.add("vision.fc1", h, inter, n, Shard.COLUMN, R)
-    b.add("vision.fc1.bias", 1, inter, n, Shard.COLUMN, R)
-    b.add("vision.fc2", inter, h, n, Shard.ROW, R)
-    b.add("vision.biases", 1, h, 2 * n, Shard.REPLICATED, R)  # out_proj and fc2 biases
+    _vit_layers(b, h, inter, n, "out_proj")
     b.add("vision.layer_norms", 1, h, 4 * n + 2, Shard.REPLICATED, R)  # two LayerNorms (weight, bias) per layer, post
     return h
 
@@ -554,14 +561,7 @@ def llama4(cfg: dict) -> Architecture:
     b.add("vision.positional_embedding", h, (v["image_size"] // patch) ** 2 + 1, 1, Shard.REPLICATED, R)
     b.add("vision.patch_embedding", v.get("num_channels", 3) * patch * patch, h, 1, Shard.REPLICATED, R)
     b.add("vision.layernorm_pre_post", 1, h, 4, Shard.REPLICATED, R)
-    for name in ("q_proj", "k_proj", "v_proj"):
-        b.add(f"vision.{name}", h, h, n, Shard.COLUMN, R)
-        b.add(f"vision.{name}.bias", 1, h, n, Shard.COLUMN, R)
-    b.add("vision.o_proj", h, h, n, Shard.ROW, R)
-    b.add("vision.fc1", h, inter, n, Shard.COLUMN, R)
-    b.add("vision.fc1.bias", 1, inter, n, Shard.COLUMN, R)
-    b.add("vision.fc2", inter, h, n, Shard.ROW, R)
-    b.add("vision.biases", 1, h, 2 * n, Shard.REPLICATED, R)  # o_proj and fc2 biases
+    _vit_layers(b, h, inter, n, "o_proj")
     b.add("vision.layer_norms", 1, h, 4 * n, Shard.REPLICATED, R)
     shuffled = int(h / v.get("pixel_shuffle_ratio", 0.5) ** 2)
     b.add("vision.adapter.fc1", shuffled, v["projector_input_dim"], 1, Shard.COLUMN, R)

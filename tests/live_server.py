@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -31,3 +34,16 @@ def serving(app) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def stop_group(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    """End a server started with start_new_session=True and everything it spawned (vLLM's engine core, routers):
+    SIGTERM to its process group, SIGKILL if it has not exited within `timeout_s`."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout_s)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -9,7 +9,6 @@ virtualenv the live tests skip with the command that makes it, except in CI (CI=
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.live_server import stop_group
 
 from components import versions
 
@@ -102,14 +103,7 @@ def vllm_server(tiny_model, tmp_path_factory) -> Iterator[dict]:
                 time.sleep(2)
         yield {"url": f"{root}/v1", "root": root, "model": str(tiny_model), "log": log}
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_group(proc, timeout_s=30)
 
 
 @pytest.fixture(scope="session")

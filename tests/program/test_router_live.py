@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -22,6 +21,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.live_server import stop_group
 
 from components import router as r
 from plan.routing import ENDPOINT_PORT, RouterPlan, Route
@@ -63,14 +64,7 @@ def _process(command: list[str], log: Path):
     try:
         yield proc
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_group(proc, timeout_s=20)
 
 
 def _wait(url: str, proc, log: Path, timeout_s: float = 90) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.bench.conftest import ENGINE, VLLM_VERSION, missing
+from tests.live_server import stop_group
 
 from .conftest import free_port, objects
 
@@ -70,11 +70,4 @@ def test_vllm_streams_the_filled_cache_from_s3_and_answers(s3_server, tmp_path):
         text = log.read_text()
         assert "runai" in text.lower() or "streamer" in text.lower(), text[-4000:]  # the streamer did load it
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_group(proc, timeout_s=30)
