@@ -130,6 +130,8 @@ def plan_document(run: StackRun, plans: list[ModelPlan], cost: Cost) -> dict[str
             "weights": {"source": p.weights.source, "prefix": p.weights.prefix if p.weights.cached else None,
                         "revision": p.weights.revision},
             "cold_start": p.cold_start.to_dict(),
+            # scale to zero: how long a request may wait for a replica (0: the model never sleeps)
+            "scales_to_zero": p.scales_to_zero, "wake_s": p.wake_s,
             "autoscaling": p.scaling.__dict__ if p.scaling else None, **p.plan.to_dict(),
         } for p in plans],
         "cost": cost.to_dict(),

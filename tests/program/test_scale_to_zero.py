@@ -192,3 +192,13 @@ def test_the_chat_ui_waits_out_the_wake_up():
         values = next(r for r in render.helm_releases(run) if r["chart"] == "open-webui")["values"]
         env = {e["name"]: e["value"] for e in values["extraEnvVars"]}
         assert int(env["AIOHTTP_CLIENT_TIMEOUT"]) == 300 + (model.cold_start.total_s if stack == STACK else 0)
+
+
+def test_plan_json_says_which_models_sleep_and_how_long_a_request_may_wait():
+    from plan.stack import plan_stack
+
+    for stack in ("qwen-g6", STACK):
+        config, plans, run = recorded(stack)
+        (m,) = render.plan_document(run, plans, plan_stack(config).cost)["models"]
+        assert (m["scales_to_zero"], m["wake_s"]) == ((True, m["cold_start"]["total_s"]) if stack == STACK
+                                                      else (False, 0))
