@@ -140,7 +140,7 @@ router-venv: $(ROUTER_STAMP)
 $(ROUTER_STAMP): requirements-router.txt
 	@echo "== creating $(ROUTER_VENV) and installing requirements-router.txt (vllm-router, matplotlib); first use only"
 	@test -x $(ROUTER_VENV)/bin/python || $(PYTHON) -m venv $(ROUTER_VENV)
-	$(ROUTER_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off --quiet -r requirements-router.txt
+	$(ROUTER_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -r requirements-router.txt
 	@rm -f $(ROUTER_VENV)/.installed-*
 	@touch $@
 
