@@ -129,7 +129,7 @@ bench: $(RUNTIME_STAMP) $(BENCH_STAMP)
 # The router every stack deploys (components/router.py), for the routing A/B: vllm-router from PyPI in its own
 # virtualenv, .engines/router (requirements-router.txt: the wheel with the Rust router inside, and matplotlib).
 #   make ab-routing       three real vLLM CPU engines behind it, round robin vs cache-aware (tools/ab_routing.py):
-#                         build/ab-routing/results.json and ab-routing.png, a few minutes on two cores
+#                         build/ab-routing/results.json and ab-routing.png, about 8 minutes on two cores
 ROUTER_VENV  := $(ENGINES_DIR)/router
 ROUTER_STAMP := $(ROUTER_VENV)/.installed-$(shell cat requirements-router.txt | cksum | cut -d' ' -f1)
 
@@ -147,5 +147,5 @@ $(ROUTER_STAMP): requirements-router.txt
 # The suite checks every router's arguments with the pinned router's own parser and runs the endpoint live.
 test: $(ROUTER_STAMP)
 
-ab-routing: $(ROUTER_STAMP)
+ab-routing: $(ROUTER_STAMP) $(RUNTIME_STAMP)  # the runtime venv: the policy flags from plan/routing.py
 	$(ROUTER_VENV)/bin/python tools/ab_routing.py $(ARGS)

@@ -303,15 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chats", type=int, default=12)
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--system-words", type=int, default=300, help="length of each shared system prompt")
-    parser.add_argument("--system-prompts", type=int, default=1, help="distinct system prompts the chats share")
-    parser.add_argument("--parallel", type=int, default=3, help="chats in flight at once")
+    # Three prompts (three assistants or tenants on one model) and six chats at once, two per replica: affinity then
+    # matters per replica, and the plan's load bound (C - 1 = 1) is not the degenerate C = 1 one (0: join-shortest-queue).
+    parser.add_argument("--system-prompts", type=int, default=3, help="distinct system prompts the chats share")
+    parser.add_argument("--parallel", type=int, default=6, help="chats in flight at once")
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--max-model-len", type=int, default=2048)
     # Big enough that a prefill costs more than the server's overhead (what a prefix-cache hit saves), still small:
     # 4 layers of width 512, about 13 M parameters (tools/tiny_model.py's own default, 64 x 2, prefills in ~1 ms).
     parser.add_argument("--hidden-size", type=int, default=512)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=1, help="measure both policies this many times, same engines")
+    parser.add_argument("--rounds", type=int, default=3, help="measure both policies this many times, same engines")
     parser.add_argument("--deadline-s", type=float, default=600, help="both policies' workload time, in all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "build" / "ab-routing")
