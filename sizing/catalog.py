@@ -65,21 +65,22 @@ class InstanceType:
         return self.name.split(".")[0]
 
 
-def _load_yaml(name: str) -> Any:
+def load_yaml(name: str) -> Any:
+    """A data file of sizing/data, parsed."""
     with open(DATA / name, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
 
 @functools.cache
 def accelerators() -> dict[str, Accelerator]:
-    return {key: Accelerator(key=key, **spec) for key, spec in _load_yaml("accelerators.yaml")["accelerators"].items()}
+    return {key: Accelerator(key=key, **spec) for key, spec in load_yaml("accelerators.yaml")["accelerators"].items()}
 
 
 @functools.cache
 def instances() -> dict[str, InstanceType]:
     accels = accelerators()
     out = {}
-    for name, spec in _load_yaml("instances.yaml")["instances"].items():
+    for name, spec in load_yaml("instances.yaml")["instances"].items():
         spec = dict(spec)
         spec["accelerator"] = accels[spec["accelerator"]]
         if spec.get("interconnect") not in INTERCONNECTS:
@@ -99,12 +100,12 @@ def interconnect(accelerator_key: str) -> str:
 
 @functools.cache
 def prices_as_of() -> str:
-    return str(_load_yaml("instances.yaml")["prices_as_of"])
+    return str(load_yaml("instances.yaml")["prices_as_of"])
 
 
 @functools.cache
 def engine_facts() -> dict[str, Any]:
-    return _load_yaml("engine.yaml")
+    return load_yaml("engine.yaml")
 
 
 def custom_gpu(usable_gib: float, compute_capability: float) -> Accelerator:
@@ -141,7 +142,7 @@ def _model_file(model_id: str) -> str:
 
 @functools.cache
 def _aliases() -> dict[str, str]:
-    data = _load_yaml("models/aliases.yaml") or {}
+    data = load_yaml("models/aliases.yaml") or {}
     return {k.lower(): v for k, v in (data.get("aliases") or {}).items()}
 
 
@@ -150,7 +151,7 @@ def catalog_ids() -> dict[str, Path]:
     """Built-in model id, as the Hub spells it (the file name, or the alias) -> its config.json."""
     files = {p.stem.replace("--", "/"): p for p in MODELS.glob("*.json")}
     by_lower = {k.lower(): p for k, p in files.items()}
-    data = _load_yaml("models/aliases.yaml") or {}
+    data = load_yaml("models/aliases.yaml") or {}
     for alias, target in (data.get("aliases") or {}).items():
         if target.lower() in by_lower:
             files.setdefault(alias, by_lower[target.lower()])

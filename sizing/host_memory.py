@@ -12,7 +12,6 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 
 from . import catalog
 from .architecture import Architecture
@@ -23,8 +22,7 @@ from .weights import resolve_format, tensor_bytes
 
 @functools.cache
 def host_memory_facts() -> dict[str, Any]:
-    with open(catalog.DATA / "host_memory.yaml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return catalog.load_yaml("host_memory.yaml")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ METRICS = ("ttft_ms", "ttft_p90_ms", "itl_ms", "output_tokens_per_s", "requests_
 
 @functools.cache
 def performance_data() -> dict[str, Any]:
-    return catalog._load_yaml(PERFORMANCE_FILE)
+    return catalog.load_yaml(PERFORMANCE_FILE)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 
-from .catalog import DATA
+from . import catalog
 from .errors import SizingError
 
 
@@ -25,8 +24,7 @@ class MlInstance:
 
 @functools.cache
 def _data() -> dict[str, Any]:
-    with open(DATA / "sagemaker.yaml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return catalog.load_yaml("sagemaker.yaml")
 
 
 def ml_instances() -> dict[str, MlInstance]:

@@ -36,6 +36,13 @@ def serving(app) -> Iterator[str]:
         sock.close()
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def stop_group(proc: subprocess.Popen, timeout_s: float = 30) -> None:
     """End a server started with start_new_session=True and everything it spawned (vLLM's engine core, routers):
     SIGTERM to its process group, SIGKILL if it has not exited within `timeout_s`."""

@@ -9,7 +9,6 @@ virtualenv the live tests skip with the command that makes it, except in CI (CI=
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,7 +17,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.live_server import stop_group
+from tests.live_server import free_port, stop_group
 
 from components import versions
 
@@ -38,11 +37,6 @@ def missing(message: str) -> None:
         pytest.fail(message + "; CI runs every live test")
     pytest.skip(message)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, timeout: float = 5.0) -> str:
@@ -76,7 +70,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def vllm_server(tiny_model, tmp_path_factory) -> Iterator[dict]:
     """`vllm serve` (the GPU image's line, CPU build) on 127.0.0.1: yields its OpenAI base URL, root URL, served model and log path."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}

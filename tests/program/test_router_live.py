@@ -11,9 +11,7 @@ except in CI.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_server import stop_group
+from tests.bench.conftest import missing
+from tests.live_server import free_port, stop_group
 
 from components import router as r
 from plan.routing import ENDPOINT_PORT, RouterPlan, Route
@@ -33,16 +32,6 @@ ROUTER = REPO / ".engines" / "router" / "bin" / "vllm-router"
 MODELS = ("Qwen/Qwen3-1.7B", "meta-llama/Llama-3.2-1B")
 
 
-def _missing(message: str) -> None:
-    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
-        pytest.fail(message + "; CI runs every live test")
-    pytest.skip(message)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, str, str]:
@@ -84,9 +73,9 @@ def _wait(url: str, proc, log: Path, timeout_s: float = 90) -> None:
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
     if not ROUTER.exists():
-        _missing(f"no router at {ROUTER.parent.parent}: run `make router-venv`")
+        missing(f"no router at {ROUTER.parent.parent}: run `make router-venv`")
     if shutil.which("nginx") is None:
-        _missing("nginx is not installed (apt-get install nginx-light)")
+        missing("nginx is not installed (apt-get install nginx-light)")
     tmp = tmp_path_factory.mktemp("endpoint")
     plan = RouterPlan(routes=tuple(Route(name=f"m{i}", model=m, namespace=f"m{i}", server="rayserve",
                                          policy="round_robin") for i, m in enumerate(MODELS)),
@@ -95,7 +84,7 @@ def endpoint(tmp_path_factory):
         standins = [stack.enter_context(running_standin((m,))) for m in MODELS]
         routers = []
         for i, standin in enumerate(standins):  # a model router: regular mode, as route-<model> runs it
-            port, metrics = _port(), _port()
+            port, metrics = free_port(), free_port()
             log = tmp / f"route-{i}.log"
             proc = stack.enter_context(_process(
                 [str(ROUTER), "--host", "127.0.0.1", "--port", str(port), "--policy", plan.routes[i].policy,
@@ -103,7 +92,7 @@ def endpoint(tmp_path_factory):
                  "--prometheus-port", str(metrics), "--log-level", "warning"], log))
             _wait(f"http://127.0.0.1:{port}/readiness", proc, log)
             routers.append(f"http://127.0.0.1:{port}")
-        igw_port, igw_metrics = _port(), _port()
+        igw_port, igw_metrics = free_port(), free_port()
         argv = r.endpoint_router_args()
         argv = [a for a in argv if a not in ("--service-discovery",)]  # workers added below, as discovery adds them
         cut = argv.index("--selector")
@@ -116,7 +105,7 @@ def endpoint(tmp_path_factory):
         for url in routers:
             added = _post(f"http://127.0.0.1:{igw_port}/workers", {"url": url})
             assert added["success"], added
-        nginx_port = _port()
+        nginx_port = free_port()
         conf = r.nginx_conf(plan).replace(f"listen {ENDPOINT_PORT};", f"listen 127.0.0.1:{nginx_port};")
         conf = conf.replace(f"127.0.0.1:{r.IGW_PORT};", f"127.0.0.1:{igw_port};")
         (tmp / "nginx.conf").write_text(conf)

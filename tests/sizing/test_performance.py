@@ -38,7 +38,7 @@ def test_rows_are_sourced_and_split():
 
 def test_stored_factors_are_the_fit_of_the_fit_rows():
     """data/performance.yaml's efficiency is what `python -m sizing.performance fit` gets from its fit rows."""
-    stored = catalog._load_yaml("performance.yaml")["efficiency"]
+    stored = catalog.load_yaml("performance.yaml")["efficiency"]
     assert fit() == stored
 
 

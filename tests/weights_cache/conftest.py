@@ -3,18 +3,14 @@ one per session, with the AWS variables that point boto3 and the Run:ai streamer
 
 from __future__ import annotations
 
-import socket
 from typing import Iterator
 
 import pytest
 
+from tests.live_server import free_port
+
 BUCKET = "weights"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
