@@ -26,7 +26,9 @@ from plan.routing import plan_router
 from preview import render
 from tests.chat_ui.openai_standin import REPLY_PREFIX, running_standin
 from tests.program.conftest import recorded
-from tests.program.test_router_live import ROUTER, _get, _missing, _port, _post, _process, _wait
+from tests.bench.conftest import missing
+from tests.live_server import free_port
+from tests.program.test_router_live import ROUTER, _get, _post, _process, _wait
 from tests.program.test_scale_to_zero import STACK, _route
 
 
@@ -79,7 +81,7 @@ def _interceptor(routes: list[dict], model, backend: str):
 
 def test_a_sleeping_models_router_is_ready_checks_health_without_waking_it_and_a_request_wakes_it(tmp_path):
     if not ROUTER.exists():
-        _missing(f"no router at {ROUTER.parent.parent}: run `make router-venv`")
+        missing(f"no router at {ROUTER.parent.parent}: run `make router-venv`")
     config, (model,), run = recorded(STACK)
     routes = [m for m in render.manifests(run) if m["kind"] == "InterceptorRoute"]
     host = s0.wake_host(model)
@@ -92,7 +94,7 @@ def test_a_sleeping_models_router_is_ready_checks_health_without_waking_it_and_a
             _interceptor(routes, model, standin.base_url.removesuffix("/v1")) as (port, state):
         argv = r.model_router_args(route, model)
         assert argv[argv.index("--worker-urls") + 1] == s0.worker_url(model)
-        router_port, metrics = _port(), _port()
+        router_port, metrics = free_port(), free_port()
         argv[argv.index("--worker-urls") + 1] = f"http://localhost:{port}"
         argv[argv.index("--port") + 1] = str(router_port)
         argv[argv.index("--prometheus-port") + 1] = str(metrics)
